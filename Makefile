@@ -1,0 +1,127 @@
+# ecs-metadata: builds the C core ecs_metadata.core for one Lua at a time.
+#
+#   make                  build for Lua 5.4 (build/5.4/ecs_metadata/core.so)
+#   make LUA=luajit       ... or LuaJIT 2.1; LUA=5.1, LUA=5.3 likewise
+#   make test             run the specs against the bundled endpoint
+#   make check            luacheck
+#   make install          install the C core and the Lua layer under PREFIX
+#   make valgrind         the specs' C paths under valgrind, leaks are errors
+#   make SANITIZE=1 test  the specs with AddressSanitizer and UBSan
+#   make fuzz             run the decoder's libFuzzer harness for FUZZ_SECONDS
+#   make bench            the benchmarks
+
+LUA        ?= 5.4
+PREFIX     ?= /usr/local
+DESTDIR    ?=
+CC         ?= cc
+CFLAGS     ?= -O2 -g
+PKG_CONFIG ?= pkg-config
+
+ifeq ($(LUA),luajit)
+LUA_INCDIR ?= /usr/include/luajit-2.1
+LUA_BIN    ?= luajit
+LUA_ABI    := 5.1
+else
+LUA_INCDIR ?= /usr/include/lua$(LUA)
+LUA_BIN    ?= lua$(LUA)
+LUA_ABI    := $(LUA)
+endif
+
+CURL_CFLAGS ?= $(shell $(PKG_CONFIG) --cflags libcurl)
+CURL_LIBS   ?= $(shell $(PKG_CONFIG) --libs libcurl)
+
+WARNINGS = -Wall -Wextra -Werror -pedantic -Wshadow -Wcast-qual \
+           -Wmissing-prototypes -Wstrict-prototypes -Wpointer-arith \
+           -Wundef -Wwrite-strings
+ALL_CFLAGS = -std=c99 -D_POSIX_C_SOURCE=200809L -fPIC -fvisibility=hidden \
+             $(WARNINGS) -I$(LUA_INCDIR) $(CURL_CFLAGS) $(CFLAGS)
+# No -llua: the interpreter that loads the module provides the Lua API.
+ALL_LDFLAGS = -shared $(LDFLAGS)
+LIBS = $(CURL_LIBS) -pthread
+
+ifeq ($(SANITIZE),1)
+ALL_CFLAGS += -fsanitize=address,undefined -fno-sanitize-recover=all \
+              -fno-omit-frame-pointer
+ALL_LDFLAGS += -fsanitize=address,undefined
+BUILD ?= build/$(LUA)-sanitize
+# The interpreter is not built with ASan, so its runtime comes first.
+ifneq (,$(findstring clang,$(CC)))
+SANITIZE_PRELOAD := $(shell $(CC) -print-file-name=libclang_rt.asan-x86_64.so)
+else
+SANITIZE_PRELOAD := $(shell $(CC) -print-file-name=libasan.so)
+endif
+SANITIZE_ENV = LD_PRELOAD=$(SANITIZE_PRELOAD) \
+               ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 \
+               UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+endif
+BUILD ?= build/$(LUA)
+
+SOURCES = $(wildcard src/*.c)
+OBJECTS = $(SOURCES:src/%.c=$(BUILD)/obj/%.o)
+MODULE  = $(BUILD)/ecs_metadata/core.so
+
+# Where specs, demos and benchmarks find this checkout's modules.
+LUA_PATH_HERE  = lua/?.lua;lua/?/init.lua;;
+LUA_CPATH_HERE = $(BUILD)/?.so;;
+# The endpoint runs outside this environment: only Lua sees the sanitizers.
+RUN = env $(SANITIZE_ENV) LUA_PATH='$(LUA_PATH_HERE)' LUA_CPATH='$(LUA_CPATH_HERE)'
+SERVE = endpoint/serve exec
+
+BUSTED ?= busted
+BUSTED_FLAGS ?=
+
+.PHONY: all test test-all check install uninstall clean valgrind fuzz bench demo
+
+all: $(MODULE)
+
+$(MODULE): $(OBJECTS)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_LDFLAGS) -o $@ $(OBJECTS) $(LIBS)
+
+$(BUILD)/obj/%.o: src/%.c
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -MMD -MP -c -o $@ $<
+
+-include $(OBJECTS:.o=.d)
+
+test: $(MODULE)
+	$(SERVE) $(RUN) $(BUSTED) --lua=$(LUA_BIN) $(BUSTED_FLAGS)
+
+test-all:
+	$(MAKE) test LUA=5.4
+	$(MAKE) test LUA=luajit
+
+# Every C path the specs reach, under valgrind. Lua allocates through
+# realloc, so only libcurl's and our own leaks can show up here.
+VALGRIND = valgrind --quiet --leak-check=full --errors-for-leak-kinds=definite \
+           --error-exitcode=1 --suppressions=.ci/valgrind.supp
+valgrind: $(MODULE)
+	$(SERVE) $(RUN) ECSM_UNDER_VALGRIND=1 \
+	    $(VALGRIND) $(LUA_BIN) $$(command -v $(BUSTED)) $(BUSTED_FLAGS)
+
+check:
+	luacheck .
+
+demo: $(MODULE)
+	endpoint/serve exec --profile v4 $(RUN) $(LUA_BIN) examples/demo.lua
+
+BARE_GET = build/bench/bare_get
+$(BARE_GET): bench/bare_get.c
+	@mkdir -p $(@D)
+	$(CC) -O2 -std=c99 -Wall -Wextra -Werror $(CURL_CFLAGS) -o $@ $< $(CURL_LIBS)
+
+bench: $(MODULE) $(BARE_GET)
+	$(SERVE) $(RUN) $(LUA_BIN) bench/get.lua $(BARE_GET)
+
+install: $(MODULE)
+	install -d $(DESTDIR)$(PREFIX)/lib/lua/$(LUA_ABI)/ecs_metadata
+	install -m 0755 $(MODULE) $(DESTDIR)$(PREFIX)/lib/lua/$(LUA_ABI)/ecs_metadata/core.so
+	install -d $(DESTDIR)$(PREFIX)/share/lua/$(LUA_ABI)/ecs_metadata
+	install -m 0644 lua/ecs_metadata/*.lua $(DESTDIR)$(PREFIX)/share/lua/$(LUA_ABI)/ecs_metadata/
+
+uninstall:
+	rm -rf $(DESTDIR)$(PREFIX)/lib/lua/$(LUA_ABI)/ecs_metadata \
+	       $(DESTDIR)$(PREFIX)/share/lua/$(LUA_ABI)/ecs_metadata
+
+clean:
+	rm -rf build

@@ -1,0 +1,45 @@
+/*
+ * clock.c -- core.now and core.sleep: a monotonic clock and a real sleep for
+ * the Lua layer's timeouts, cache lifetimes and retry backoff, which plain
+ * Lua cannot do (os.time has one-second steps and follows the wall clock).
+ */
+#include <errno.h>
+#include <math.h>
+#include <time.h>
+
+#include "ecsm.h"
+
+/* core.now() -> seconds since an arbitrary fixed point, as a float. */
+static int ecsm_now(lua_State *L)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    lua_pushnumber(L, (lua_Number)ts.tv_sec + (lua_Number)ts.tv_nsec / 1e9);
+    return 1;
+}
+
+/* core.sleep(seconds): sleeps that long, resuming after signals. */
+static int ecsm_sleep(lua_State *L)
+{
+    lua_Number s = luaL_checknumber(L, 1);
+    struct timespec ts;
+
+    luaL_argcheck(L, s >= 0 && s <= 86400 * 365, 1, "seconds out of range");
+    ts.tv_sec = (time_t)s;
+    ts.tv_nsec = (long)((s - floor(s)) * 1e9);
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+    return 0;
+}
+
+static const luaL_Reg ecsm_clock_functions[] = {
+    {"now", ecsm_now},
+    {"sleep", ecsm_sleep},
+    {NULL, NULL}
+};
+
+void ecsm_clock_register(lua_State *L)
+{
+    ecsm_setfuncs(L, ecsm_clock_functions);
+}

@@ -1,0 +1,91 @@
+/*
+ * ecsm.h -- private interface between the files of ecs_metadata.core.
+ *
+ * core.c      luaopen_ecs_metadata_core: the module table, curl_global_init
+ * client.c    the HTTP client object on one libcurl easy handle
+ * decode.c    the JSON decoder (core.decode, core.null)
+ * file.c      core.read_file
+ * clock.c     core.now, core.sleep
+ *
+ * Everything here is hidden from the shared object's symbol table; only
+ * luaopen_ecs_metadata_core is exported (see ECSM_EXPORT).
+ */
+#ifndef ECSM_H
+#define ECSM_H
+
+#include <stddef.h>
+
+#include "compat.h"
+
+#if defined(__GNUC__) && __GNUC__ >= 4
+#pragma GCC visibility push(hidden)
+#define ECSM_EXPORT __attribute__((visibility("default")))
+#else
+#define ECSM_EXPORT
+#endif
+
+#define ECSM_VERSION "0.1.0"
+
+/* Error codes: the third value of every nil, message, code triple. */
+#define ECSM_E_UNREACHABLE      "unreachable"
+#define ECSM_E_TIMEOUT          "timeout"
+#define ECSM_E_TOO_LARGE        "too_large"
+#define ECSM_E_BAD_JSON         "bad_json"
+#define ECSM_E_IO               "io_error"
+#define ECSM_E_INVALID_ARGUMENT "invalid_argument"
+
+/* Pushes nil, message, code and returns 3, the count a C function returns. */
+int ecsm_fail(lua_State *L, const char *code, const char *fmt, ...);
+
+/* ---- decode.c ---- */
+
+#define ECSM_DEFAULT_MAX_DEPTH 1000
+
+typedef struct ecsm_json_opts {
+    int keep_null;    /* keep JSON null as core.null in objects too */
+    int array_mt;     /* stack index of the metatable for arrays, 0 = none */
+    int max_depth;    /* nesting deeper than this is bad_json */
+} ecsm_json_opts;
+
+/*
+ * Reads keep_null, array_mt and max_depth from the table at index idx (an
+ * absent or nil idx gives the defaults). Raises on a wrongly typed option,
+ * as misuse does everywhere in this module. array_mt is recorded as an
+ * absolute stack index, so the caller keeps that table in place.
+ */
+void ecsm_json_checkopts(lua_State *L, int idx, ecsm_json_opts *opts);
+
+/*
+ * Decodes s[0..len). On success pushes the value and returns 1. On malformed
+ * input pushes one string, "bad_json: <what> at byte N" (never any of the
+ * input's content), and returns 0; the stack is otherwise as it was. The only
+ * thing that can raise is a Lua memory error, and then no C memory is lost.
+ */
+int ecsm_json_decode(lua_State *L, const char *s, size_t len,
+                     const ecsm_json_opts *opts);
+
+/* Adds decode and null to the module table at the top of the stack. */
+void ecsm_json_register(lua_State *L);
+
+/* ---- client.c ---- */
+
+#define ECSM_CLIENT_MT "ecs_metadata.client"
+
+/* Adds client to the module table at the top of the stack. */
+void ecsm_client_register(lua_State *L);
+
+/* ---- file.c ---- */
+
+/* Adds read_file to the module table at the top of the stack. */
+void ecsm_file_register(lua_State *L);
+
+/* ---- clock.c ---- */
+
+/* Adds now and sleep to the module table at the top of the stack. */
+void ecsm_clock_register(lua_State *L);
+
+#if defined(__GNUC__) && __GNUC__ >= 4
+#pragma GCC visibility pop
+#endif
+
+#endif
