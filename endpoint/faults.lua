@@ -1,0 +1,166 @@
+-- Injected faults: /fault/<name> and /fault/<name>/<anything>, so each one
+-- can stand in for a base url.
+
+local util = require "util"
+local profiles = require "profiles"
+
+local M = {}
+
+local HUGE_ZEROS = 32 * 1024 * 1024     -- "[0,0,...,0]" is 2n+1 bytes: 64 MiB + 1
+local CHUNK_ZEROS = 32 * 1024           -- 64 KiB of "0," per write
+
+-- Ends the request without finishing the body: nginx closes the connection
+-- and the client sees fewer bytes than Content-Length promised.
+local function abort()
+    return ngx.exit(ngx.ERROR)
+end
+
+-- Writes and waits until the bytes are on the socket; false if the client left.
+local function write(s)
+    if not ngx.print(s) then
+        return false
+    end
+    return ngx.flush(true) and true or false
+end
+
+local function serve_document()
+    util.send_fixture(200, profiles.fault_document)
+end
+
+local function stream_huge(with_length)
+    ngx.status = 200
+    ngx.header["Content-Type"] = "application/json"
+    if with_length then
+        ngx.header["Content-Length"] = 2 * HUGE_ZEROS + 1
+    end
+    local chunk = string.rep("0,", CHUNK_ZEROS)
+    if not write("[") then return abort() end
+    local left = HUGE_ZEROS - 1           -- "0," pieces before the last "0]"
+    while left > 0 do
+        local n = left < CHUNK_ZEROS and left or CHUNK_ZEROS
+        if not write(n == CHUNK_ZEROS and chunk or string.rep("0,", n)) then
+            return abort()
+        end
+        left = left - n
+    end
+    if not write("0]") then return abort() end
+end
+
+local handlers = {}
+
+handlers.slow = function()
+    local ms = tonumber(ngx.var.arg_ms) or 5000
+    if ms > 0 then
+        ngx.sleep(math.min(ms, 600000) / 1000)
+    end
+    serve_document()
+end
+
+handlers.trickle = function()
+    local prefix = '{"Cluster":"trickle","Padding":"'
+    ngx.status = 200
+    ngx.header["Content-Type"] = "application/json"
+    ngx.header["Content-Length"] = 1024 * 1024
+    if not ngx.send_headers() or not ngx.flush(true) then return abort() end
+    for i = 1, 100 do                      -- one byte every 200 ms for 20 s
+        ngx.sleep(0.2)
+        local b = i <= #prefix and prefix:sub(i, i) or "x"
+        if not write(b) then return abort() end
+    end
+    return abort()
+end
+
+handlers.truncated = function()
+    local text = '{"Cluster":"arn:aws:ecs:us-west-2:111122223333:cluster/default",'
+        .. '"TaskARN":"arn:aws:ecs:us-west-2:111122223333:task/default/0123456789abcdef"}'
+    ngx.status = 200
+    ngx.header["Content-Type"] = "application/json"
+    ngx.header["Content-Length"] = 1000
+    write(text:sub(1, 100))
+    return abort()
+end
+
+handlers["429"] = function()
+    util.send(429, "Too Many Requests: retry after 1 second\n", "text/plain",
+              { ["Retry-After"] = "1" })
+end
+
+handlers["429-bare"] = function()
+    util.send(429, "Too Many Requests", "text/plain")
+end
+
+handlers["500"] = function()
+    util.send(500, util.json_string(
+        "V4 task metadata handler: unable to get task metadata: injected internal error"))
+end
+
+handlers["503"] = function()
+    util.send(503, "Service Unavailable\n", "text/plain")
+end
+
+handlers["404"] = function()
+    util.send_fixture(404, profiles.fault_404)
+end
+
+handlers.redirect = function(ctx)
+    local to = "http://127.0.0.1:" .. ctx.redirect_port .. profiles.redirect_path
+    util.send(302, "Found: " .. to .. "\n", "text/plain", { Location = to })
+end
+
+handlers.empty = function()
+    util.send(200, "", "application/json")
+end
+
+handlers.html = function()
+    util.send(200, "<!DOCTYPE html>\n<html><head><title>Welcome</title></head>"
+        .. "<body><h1>It works!</h1></body></html>\n", "text/html")
+end
+
+handlers.garbage = function()
+    util.send(200, '{"Cluster": "x", ' .. "\0\255\254 <<garbage>> ]]}{ \1\2 NaN, 'x': undefined",
+              "application/json")
+end
+
+handlers.huge = function()
+    return stream_huge(true)
+end
+
+handlers["huge-chunked"] = function()
+    return stream_huge(false)
+end
+
+handlers.deep = function()
+    util.send(200, string.rep("[", 100000) .. string.rep("]", 100000))
+end
+
+-- /fault/flaky/<key>/<n>: the first n requests for <key> fail, later ones work.
+local function flaky(status, headers)
+    return function(ctx)
+        local key, n = ctx.rest:match("^/([^/]+)/(%d+)")
+        if not key then
+            return util.not_found("flaky: expected /fault/<flaky|flaky429>/<key>/<n>")
+        end
+        local seen = ngx.shared.ecsm_state:incr("flaky:" .. ctx.name .. ":" .. key, 1, 0)
+        if seen <= tonumber(n) then
+            if status == 429 then
+                return util.send(429, "Too Many Requests", "text/plain", headers)
+            end
+            return util.send(503, "Service Unavailable\n", "text/plain", headers)
+        end
+        serve_document()
+    end
+end
+
+handlers.flaky = flaky(503)
+handlers.flaky429 = flaky(429, { ["Retry-After"] = "0" })
+
+-- ctx: { name = "<fault>", rest = "<path after the name>", redirect_port = N }
+function M.handle(ctx)
+    local h = handlers[ctx.name]
+    if not h then
+        return util.not_found("no such fault: " .. ctx.name)
+    end
+    return h(ctx)
+end
+
+return M
