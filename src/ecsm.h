@@ -5,7 +5,7 @@
  * client.c    the HTTP client object on one libcurl easy handle
  * decode.c    the JSON decoder (core.decode, core.null)
  * file.c      core.read_file
- * clock.c     core.now, core.sleep
+ * clock.c     core.now, core.now_coarse, core.sleep
  *
  * Everything here is hidden from the shared object's symbol table; only
  * luaopen_ecs_metadata_core is exported (see ECSM_EXPORT).
@@ -81,7 +81,7 @@ void ecsm_file_register(lua_State *L);
 
 /* ---- clock.c ---- */
 
-/* Adds now and sleep to the module table at the top of the stack. */
+/* Adds now, now_coarse and sleep to the module table at the top of the stack. */
 void ecsm_clock_register(lua_State *L);
 
 #if defined(__GNUC__) && __GNUC__ >= 4
