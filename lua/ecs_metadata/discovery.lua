@@ -1,0 +1,148 @@
+-- ecs_metadata.discovery: which metadata source this process has, and the
+-- url (or path) of each thing it can be asked for.
+--
+--   v4    ECS_CONTAINER_METADATA_URI_V4      (agent 1.39+, Fargate 1.4+)
+--   v3    ECS_CONTAINER_METADATA_URI         (agent 1.21+, Fargate 1.3)
+--   file  ECS_CONTAINER_METADATA_FILE        (EC2 with the file enabled)
+--   v2    <link_local_url>/v2                (awsvpc tasks; asked for only)
+--
+-- Caveats:
+--  * v2 is never discovered: nothing in the environment says it is there,
+--    and finding out would mean probing the link-local address, which must
+--    never be touched outside ECS. It is used only with version = "v2".
+--  * The environment is a table of name -> value when the caller gives one
+--    (opts.env, which then replaces os.getenv entirely), else os.getenv. An
+--    empty value counts as unset.
+
+local type = type
+local getenv = os.getenv
+local byte = string.byte
+local sub = string.sub
+local find = string.find
+
+local _M = {}
+
+_M.DEFAULT_LINK_LOCAL_URL = "http://169.254.170.2"
+
+_M.versions = { v4 = true, v3 = true, v2 = true, file = true }
+
+local ENV = {
+    v4 = "ECS_CONTAINER_METADATA_URI_V4",
+    v3 = "ECS_CONTAINER_METADATA_URI",
+    file = "ECS_CONTAINER_METADATA_FILE",
+}
+_M.ENV = ENV
+
+-- Path below the base, per version and function. A path ending in "/" takes
+-- the container id (v2's per-container forms).
+local PATHS = {
+    v4 = {
+        container = "", task = "/task", task_with_tags = "/taskWithTags",
+        container_stats = "/stats", task_stats = "/task/stats",
+    },
+    v3 = {
+        -- v3 has no /taskWithTags: the agent answers 404, and that answer
+        -- (http_status, with the agent's words) is what the caller gets.
+        container = "", task = "/task", task_with_tags = "/taskWithTags",
+        container_stats = "/stats", task_stats = "/task/stats",
+    },
+    v2 = {
+        container = "/metadata/", task = "/metadata",
+        container_stats = "/stats/", task_stats = "/stats",
+    },
+}
+
+-- The value of an environment variable, from env when given.
+local function lookup(env, name)
+    local v
+    if env then
+        v = env[name]
+    else
+        v = getenv(name)
+    end
+    if type(v) ~= "string" or v == "" then
+        return nil
+    end
+    return v
+end
+_M.getenv = lookup
+
+-- A base url without its trailing slash.
+local function trim_slash(s)
+    if byte(s, -1) == 47 then   -- "/"
+        return sub(s, 1, -2)
+    end
+    return s
+end
+_M.trim_slash = trim_slash
+
+-- endpoint(env, version, link_local_url) -> base, version
+--                                        | nil, msg, "not_on_ecs"
+-- version nil = discover; a known version = only that one.
+function _M.endpoint(env, version, link_local_url)
+    if version == "v2" then
+        return trim_slash(link_local_url or _M.DEFAULT_LINK_LOCAL_URL) .. "/v2",
+               "v2"
+    end
+    if version then
+        local name = ENV[version]
+        local v = lookup(env, name)
+        if not v then
+            return nil, "not on ECS: " .. name .. " is not set",
+                   "not_on_ecs"
+        end
+        if version == "file" then
+            return v, "file"
+        end
+        return trim_slash(v), version
+    end
+    local v = lookup(env, ENV.v4)
+    if v then
+        return trim_slash(v), "v4"
+    end
+    v = lookup(env, ENV.v3)
+    if v then
+        return trim_slash(v), "v3"
+    end
+    v = lookup(env, ENV.file)
+    if v then
+        return v, "file"
+    end
+    return nil, "not on ECS: none of " .. ENV.v4 .. ", " .. ENV.v3 .. " or "
+        .. ENV.file .. " is set", "not_on_ecs"
+end
+
+-- url(base, version, what, container_id) -> url | nil, msg, code
+-- `what` is one of container, task, task_with_tags, container_stats,
+-- task_stats. Not for version "file" (see the client).
+function _M.url(base, version, what, container_id)
+    local path = PATHS[version][what]
+    if path == nil then
+        return nil, what .. ": needs the task metadata endpoint v4 (this is "
+            .. version .. ")", "not_on_ecs"
+    end
+    if byte(path, -1) == 47 then
+        if container_id == nil then
+            return nil, what .. ": the v2 endpoint needs opts.container_id "
+                .. "(the Docker id of the container)", "invalid_argument"
+        end
+        if container_id == "" or find(container_id, "[^%w%-_%.]") then
+            return nil, what .. ": opts.container_id must be a Docker "
+                .. "container id (letters, digits, '-', '_', '.')",
+                "invalid_argument"
+        end
+        return base .. path .. container_id
+    end
+    return base .. path
+end
+
+-- The base url of a link_local_url option, or nil, msg, "invalid_argument".
+function _M.check_base_url(name, v)
+    if not (find(v, "^[Hh][Tt][Tt][Pp][Ss]?://[^/]")) then
+        return nil, name .. " must be an http:// or https:// url",
+               "invalid_argument"
+    end
+    return v
+end
+
+return _M
