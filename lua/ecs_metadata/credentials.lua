@@ -1,0 +1,297 @@
+-- ecs_metadata.credentials: the task's IAM role credentials, the way the AWS
+-- SDKs' container credential provider finds them.
+--
+--   AWS_CONTAINER_CREDENTIALS_RELATIVE_URI   under link_local_url (ECS)
+--   AWS_CONTAINER_CREDENTIALS_FULL_URI       used only when its host is
+--       loopback (127.0.0.0/8, ::1, localhost) or an ECS/EKS link-local
+--       address (169.254.170.2, 169.254.170.23, fd00:ec2::23), then with
+--       `Authorization:` from AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE (read
+--       again on every fetch) or AWS_CONTAINER_AUTHORIZATION_TOKEN
+--
+-- Caveats:
+--  * Nothing this module returns or builds -- messages, tostring() of the
+--    result -- ever contains the SecretAccessKey, the Token, the
+--    authorization value or the endpoint's uri (its path is an identifier
+--    that grants the credentials). Requests are labelled "credentials
+--    endpoint", and every message is scrubbed of those strings besides.
+--  * The result is cached until REFRESH_MARGIN seconds before its
+--    Expiration (cache_ttl, when given, caps that); a document whose
+--    Expiration is nearer, past or unreadable is answered but not cached.
+--  * The relative uri wins when both are set, as in the SDKs.
+
+local type = type
+local tonumber = tonumber
+local setmetatable = setmetatable
+local os_time = os.time
+local find = string.find
+local match = string.match
+local lower = string.lower
+local gsub = string.gsub
+local gmatch = string.gmatch
+local concat = table.concat
+
+local core = require "ecs_metadata.core"
+local discovery = require "ecs_metadata.discovery"
+local errors = require "ecs_metadata.errors"
+local request = require "ecs_metadata.request"
+local time = require "ecs_metadata.time"
+
+local getenv = discovery.getenv
+local scrub = errors.scrub
+local read_file = core.read_file
+
+local _M = {}
+
+local RELATIVE = "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI"
+local FULL = "AWS_CONTAINER_CREDENTIALS_FULL_URI"
+local TOKEN = "AWS_CONTAINER_AUTHORIZATION_TOKEN"
+local TOKEN_FILE = "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE"
+local LABEL = "credentials endpoint"
+local REFRESH_MARGIN = 300        -- seconds before Expiration a refetch is due
+local MAX_TOKEN_BYTES = 16384
+_M.REFRESH_MARGIN = REFRESH_MARGIN
+_M.LABEL = LABEL
+
+-- ===================================================================
+-- Which hosts a FULL_URI may name
+-- ===================================================================
+
+-- The 8 groups of an IPv6 address (no zone, no embedded IPv4), or nil.
+local function ipv6_groups(s)
+    if s == "" or find(s, "[^%x:]") then
+        return nil
+    end
+    local function split(x, out)
+        if x == "" then
+            return true
+        end
+        for g in gmatch(x .. ":", "([^:]*):") do
+            if #g < 1 or #g > 4 then
+                return false
+            end
+            out[#out + 1] = tonumber(g, 16)
+        end
+        return true
+    end
+    local head, tail = match(s, "^(.-)::(.*)$")
+    local groups = {}
+    if not head then
+        if not split(s, groups) or #groups ~= 8 then
+            return nil
+        end
+        return groups
+    end
+    local rest = {}
+    if find(tail, "::", 1, true) or not split(head, groups)
+       or not split(tail, rest) then
+        return nil
+    end
+    local fill = 8 - #groups - #rest
+    if fill < 1 then
+        return nil
+    end
+    for _ = 1, fill do
+        groups[#groups + 1] = 0
+    end
+    for i = 1, #rest do
+        groups[#groups + 1] = rest[i]
+    end
+    return groups
+end
+
+local function same_groups(a, b)
+    for i = 1, 8 do
+        if a[i] ~= b[i] then
+            return false
+        end
+    end
+    return true
+end
+
+local IPV6_ALLOWED = {
+    { 0, 0, 0, 0, 0, 0, 0, 1 },                     -- ::1
+    { 0xfd00, 0x0ec2, 0, 0, 0, 0, 0, 0x23 },        -- fd00:ec2::23 (EKS)
+}
+
+-- The four octets of a dotted-decimal IPv4 address, or nil. Leading zeros
+-- are refused: some parsers read them as octal.
+local function ipv4_octets(s)
+    local a, b, c, d = match(s, "^(%d+)%.(%d+)%.(%d+)%.(%d+)$")
+    if not a then
+        return nil
+    end
+    local o = { a, b, c, d }
+    for i = 1, 4 do
+        local x = o[i]
+        if #x > 3 or (#x > 1 and find(x, "^0")) or tonumber(x) > 255 then
+            return nil
+        end
+        o[i] = tonumber(x)
+    end
+    return o
+end
+
+local function allowed_host(host)
+    host = lower(host)
+    if host == "localhost" then
+        return true
+    end
+    local v6 = match(host, "^%[(.*)%]$")
+    if v6 then
+        local g = ipv6_groups(v6)
+        if not g then
+            return false
+        end
+        for i = 1, #IPV6_ALLOWED do
+            if same_groups(g, IPV6_ALLOWED[i]) then
+                return true
+            end
+        end
+        return false
+    end
+    local o = ipv4_octets(host)
+    if not o then
+        return false
+    end
+    return o[1] == 127
+        or (o[1] == 169 and o[2] == 254 and o[3] == 170
+            and (o[4] == 2 or o[4] == 23))
+end
+
+-- True when url is http(s)://<allowed host>[:port][/...].
+local function allowed_full_uri(url)
+    local authority = match(url, "^[Hh][Tt][Tt][Pp][Ss]?://([^/?#]*)")
+    if not authority or find(authority, "@", 1, true) then
+        return false
+    end
+    local host, port = match(authority, "^(%[[^%]]*%])(.*)$")
+    if not host then
+        host, port = match(authority, "^([^:]*)(.*)$")
+    end
+    if port ~= "" and not match(port, "^:%d+$") then
+        return false
+    end
+    return allowed_host(host)
+end
+_M.allowed_full_uri = allowed_full_uri
+
+-- ===================================================================
+-- The credentials table
+-- ===================================================================
+
+local SHOWN = { "AccessKeyId", "Expiration", "RoleArn" }
+
+local credentials_mt = {
+    __tostring = function(t)
+        local parts = {}
+        for i = 1, #SHOWN do
+            local k = SHOWN[i]
+            if type(t[k]) == "string" then
+                parts[#parts + 1] = k .. "=" .. t[k]
+            end
+        end
+        parts[#parts + 1] = "SecretAccessKey=<redacted>"
+        parts[#parts + 1] = "Token=<redacted>"
+        return "ecs_metadata.credentials{" .. concat(parts, ", ") .. "}"
+    end,
+}
+_M.mt = credentials_mt
+
+-- ===================================================================
+-- Fetching
+-- ===================================================================
+
+-- The request to make: url, headers, secrets | nil, msg, code.
+local function locate(o)
+    local env = o.env
+    local rel = getenv(env, RELATIVE)
+    if rel then
+        if not find(rel, "^/") then
+            return nil, "credentials: " .. RELATIVE
+                .. " must start with '/'", "invalid_argument"
+        end
+        return discovery.trim_slash(o.link_local_url) .. rel, nil, { rel }
+    end
+    local full = getenv(env, FULL)
+    if not full then
+        return nil, "credentials: not on ECS: neither " .. RELATIVE
+            .. " nor " .. FULL .. " is set", "not_on_ecs"
+    end
+    if not allowed_full_uri(full) then
+        return nil, "credentials: " .. FULL .. " must be an http or https "
+            .. "url whose host is loopback (127.0.0.0/8, ::1, localhost) or "
+            .. "an ECS/EKS link-local address (169.254.170.2, "
+            .. "169.254.170.23, fd00:ec2::23)", "invalid_argument"
+    end
+    local token
+    local path = getenv(env, TOKEN_FILE)
+    if path then
+        local s, msg, code = read_file(path, MAX_TOKEN_BYTES)
+        if not s then
+            return nil, "credentials: the authorization token file: "
+                .. scrub(msg, { full }), code
+        end
+        token = gsub(s, "[\r\n]+$", "")
+    else
+        token = getenv(env, TOKEN)
+    end
+    local secrets = { full, token }
+    if token and find(token, "[\r\n]") then
+        return nil, "credentials: the authorization token has a line break "
+            .. "in it", "invalid_argument"
+    end
+    local headers = token and { Authorization = token } or nil
+    return full, headers, secrets
+end
+
+-- Seconds (monotonic) until when doc may be kept, or nil.
+local function keep_until(c, doc, cap)
+    local exp = time.iso8601(doc.Expiration)
+    if not exp then
+        return nil
+    end
+    local life = exp - os_time() - REFRESH_MARGIN
+    if cap and cap < life then
+        life = cap
+    end
+    if life <= 0 then
+        return nil
+    end
+    return c._clock() + life
+end
+
+-- get(c, o, opts) -> credentials | nil, msg, code, status
+function _M.get(c, o, opts)
+    local url, headers, secrets = locate(o)
+    if not url then
+        return nil, headers, secrets
+    end
+    local key = "credentials " .. url
+    local cap = c:_ttl_of("credentials", opts)
+    local e = c._cache[key]
+    local now = c._clock()
+    if e and (cap == nil or cap > 0) and now < e.expires
+       and (cap == nil or now < e.time + cap) then
+        return e.value
+    end
+    local doc, status, code, failed_status =
+        request.json(c, o, "GET", url, nil, LABEL, headers)
+    if type(status) ~= "number" then
+        return nil, scrub(status, secrets), code, failed_status
+    end
+    if type(doc) ~= "table" or type(doc.AccessKeyId) ~= "string"
+       or type(doc.SecretAccessKey) ~= "string" then
+        return nil, "GET " .. LABEL .. ": bad_json: the answer has no "
+            .. "AccessKeyId and SecretAccessKey", "bad_json", status
+    end
+    setmetatable(doc, credentials_mt)
+    if cap == nil or cap > 0 then
+        local expires = keep_until(c, doc, cap)
+        if expires then
+            c._cache[key] = { value = doc, time = c._clock(), expires = expires }
+        end
+    end
+    return doc
+end
+
+return _M
