@@ -112,6 +112,7 @@ $(BARE_GET): bench/bare_get.c
 
 bench: $(MODULE) $(BARE_GET)
 	$(SERVE) $(RUN) $(LUA_BIN) bench/get.lua $(BARE_GET)
+	$(SERVE) --profile ec2 $(RUN) $(LUA_BIN) bench/api.lua $(BARE_GET)
 
 install: $(MODULE)
 	install -d $(DESTDIR)$(PREFIX)/lib/lua/$(LUA_ABI)/ecs_metadata
