@@ -747,6 +747,11 @@ static int client_get_json(lua_State *L)
     return 3;
 }
 
+static const luaL_Reg client_functions[] = {
+    {"client", client_new},
+    {NULL, NULL}
+};
+
 static const luaL_Reg client_methods[] = {
     {"get", client_get},
     {"get_json", client_get_json},
@@ -774,8 +779,7 @@ void ecsm_client_register(lua_State *L)
     lua_setfield(L, -2, "__name");
     lua_pop(L, 1);
 
-    lua_pushcfunction(L, client_new);
-    lua_setfield(L, -2, "client");
+    ecsm_setfuncs(L, client_functions);
     lua_pushnumber(L, ECSM_DEFAULT_TIMEOUT);
     lua_setfield(L, -2, "DEFAULT_TIMEOUT");
     lua_pushnumber(L, ECSM_DEFAULT_CONNECT_TIMEOUT);

@@ -110,6 +110,11 @@ too_large:
                      path, (int)(limit > 0x7fffffff ? 0x7fffffff : limit));
 }
 
+static const luaL_Reg file_functions[] = {
+    {"read_file", read_file},
+    {NULL, NULL}
+};
+
 static const luaL_Reg guard_metamethods[] = {
     {"__gc", guard_close},
 #if LUA_VERSION_NUM >= 504
@@ -123,8 +128,7 @@ void ecsm_file_register(lua_State *L)
     luaL_newmetatable(L, ECSM_FILE_GUARD_MT);
     ecsm_setfuncs(L, guard_metamethods);
     lua_pop(L, 1);
-    lua_pushcfunction(L, read_file);
-    lua_setfield(L, -2, "read_file");
+    ecsm_setfuncs(L, file_functions);
     lua_pushinteger(L, ECSM_DEFAULT_FILE_MAX_BYTES);
     lua_setfield(L, -2, "DEFAULT_FILE_MAX_BYTES");
 }
