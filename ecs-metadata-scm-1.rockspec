@@ -1,0 +1,61 @@
+rockspec_format = "3.0"
+package = "ecs-metadata"
+version = "scm-1"
+
+source = {
+  url = "git+https://github.com/ecs-metadata/ecs-metadata.git",
+}
+
+description = {
+  summary = "Amazon ECS task and container metadata, stats and credentials as Lua tables",
+  detailed = [[
+A C module on libcurl, with a strict and exact JSON decoder, and a thin Lua
+layer: the task metadata endpoint (v4, v3, v2), Docker stats, the container
+metadata file, task scale-in protection and task role credentials, from plain
+Lua, LuaJIT and OpenResty.
+]],
+  license = "MIT",
+  labels = { "aws", "ecs", "fargate", "metadata", "json" },
+}
+
+dependencies = {
+  "lua >= 5.1, < 5.5",
+  "lua-cjson",
+}
+
+-- Only the library is checked: on Debian the header sits in a multiarch
+-- folder that LuaRocks 3.8 does not search, and the compiler finds it anyway.
+external_dependencies = {
+  CURL = { library = "curl" },
+}
+
+build = {
+  type = "builtin",
+  modules = {
+    ["ecs_metadata.core"] = {
+      sources = {
+        "src/core.c", "src/client.c", "src/decode.c", "src/file.c", "src/clock.c",
+      },
+      defines = { "_POSIX_C_SOURCE=200809L" },
+      libraries = { "curl", "pthread" },
+      incdirs = { "$(CURL_INCDIR)" },
+      libdirs = { "$(CURL_LIBDIR)" },
+    },
+    ["ecs_metadata.client"] = "lua/ecs_metadata/client.lua",
+    ["ecs_metadata.credentials"] = "lua/ecs_metadata/credentials.lua",
+    ["ecs_metadata.discovery"] = "lua/ecs_metadata/discovery.lua",
+    ["ecs_metadata.errors"] = "lua/ecs_metadata/errors.lua",
+    ["ecs_metadata.fargate"] = "lua/ecs_metadata/fargate.lua",
+    ["ecs_metadata"] = "lua/ecs_metadata/init.lua",
+    ["ecs_metadata.metadata_file"] = "lua/ecs_metadata/metadata_file.lua",
+    ["ecs_metadata.protection"] = "lua/ecs_metadata/protection.lua",
+    ["ecs_metadata.request"] = "lua/ecs_metadata/request.lua",
+    ["ecs_metadata.time"] = "lua/ecs_metadata/time.lua",
+    ["ecs_metadata.transport"] = "lua/ecs_metadata/transport.lua",
+  },
+}
+
+test = {
+  type = "command",
+  command = "make test",
+}
