@@ -48,10 +48,11 @@ typedef struct ecsm_json_opts {
 } ecsm_json_opts;
 
 /*
- * Reads keep_null, array_mt and max_depth from the table at index idx (an
- * absent or nil idx gives the defaults). Raises on a wrongly typed option,
- * as misuse does everywhere in this module. array_mt is recorded as an
- * absolute stack index, so the caller keeps that table in place.
+ * Reads keep_null, array_mt and max_depth from the table at index idx (0,
+ * an absent or a nil idx gives the defaults). Raises on a wrongly typed
+ * option, as misuse does everywhere in this module. Always pushes exactly
+ * one value, the array_mt table or nil, and records its absolute index in
+ * opts->array_mt: the caller leaves it in place until decoding is done.
  */
 void ecsm_json_checkopts(lua_State *L, int idx, ecsm_json_opts *opts);
 
