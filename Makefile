@@ -113,6 +113,13 @@ $(BARE_GET): bench/bare_get.c
 bench: $(MODULE) $(BARE_GET)
 	$(SERVE) $(RUN) $(LUA_BIN) bench/get.lua $(BARE_GET)
 	$(SERVE) --profile ec2 $(RUN) $(LUA_BIN) bench/api.lua $(BARE_GET)
+	$(RUN) $(LUA_BIN) bench/decode.lua
+	$(RUN) bench/decode-callgrind $(LUA_BIN)
+
+# The decoder's libFuzzer harness (clang, ASan, UBSan) for FUZZ_SECONDS.
+FUZZ_SECONDS ?= 60
+fuzz:
+	FUZZ_SECONDS=$(FUZZ_SECONDS) fuzz/run
 
 install: $(MODULE)
 	install -d $(DESTDIR)$(PREFIX)/lib/lua/$(LUA_ABI)/ecs_metadata
