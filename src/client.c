@@ -49,12 +49,29 @@ typedef struct ecsm_settings {
     long timeout_ms;
     long connect_timeout_ms;
     size_t max_bytes;
+    int success_headers;   /* a headers table for 2xx answers too */
 } ecsm_settings;
+
+/*
+ * The per-request options as last given to the handle. libcurl keeps
+ * options between transfers, and setting one costs more than comparing it
+ * (CURLOPT_URL copies and re-checks the string), so an option is set again
+ * only when it changed: the steady state of a poller is one url, one set of
+ * options, GET after GET.
+ */
+typedef struct ecsm_applied {
+    char *url;                         /* a copy, NULL when none is set */
+    size_t url_len;
+    const struct curl_slist *headers;
+    ecsm_settings settings;
+    int plain_get;                     /* the handle is set up for a GET */
+} ecsm_applied;
 
 typedef struct ecsm_client {
     CURL *curl;                        /* NULL once closed */
     struct curl_slist *base_headers;   /* the client's own, always sent */
     struct curl_slist *call_headers;   /* a request's merged list, or NULL */
+    ecsm_applied applied;
     ecsm_buf body;
     ecsm_buf head;
     ecsm_settings defaults;
@@ -174,8 +191,8 @@ static int read_seconds(lua_State *L, int idx, const char *name, long *ms)
 }
 
 /*
- * Reads timeout, connect_timeout and max_bytes from the table at idx (0 = no
- * table) over the values already in *s. Returns NULL, or what is wrong with
+ * Reads timeout, connect_timeout, max_bytes and response_headers from the
+ * table at idx (0 = no table) over the values already in *s. Returns NULL, or what is wrong with
  * a value; that becomes an invalid_argument failure.
  */
 static const char *read_settings(lua_State *L, int idx, ecsm_settings *s)
@@ -188,6 +205,13 @@ static const char *read_settings(lua_State *L, int idx, ecsm_settings *s)
         return "timeout must be a positive number of seconds";
     if (!read_seconds(L, idx, "connect_timeout", &s->connect_timeout_ms))
         return "connect_timeout must be a positive number of seconds";
+    lua_getfield(L, idx, "response_headers");
+    if (!lua_isnil(L, -1)) {
+        if (lua_type(L, -1) != LUA_TBOOLEAN)
+            option_type_error(L, "response_headers", "boolean");
+        s->success_headers = lua_toboolean(L, -1);
+    }
+    lua_pop(L, 1);
     lua_getfield(L, idx, "max_bytes");
     if (!lua_isnil(L, -1)) {
         if (lua_type(L, -1) != LUA_TNUMBER)
@@ -345,6 +369,8 @@ static int client_close(lua_State *L)
     c->call_headers = NULL;
     curl_slist_free_all(c->base_headers);
     c->base_headers = NULL;
+    free(c->applied.url);
+    memset(&c->applied, 0, sizeof c->applied);
     buf_free(&c->body);
     buf_free(&c->head);
     return 0;
@@ -415,13 +441,11 @@ static int client_new(lua_State *L)
     c->defaults.timeout_ms = (long)(ECSM_DEFAULT_TIMEOUT * 1000);
     c->defaults.connect_timeout_ms = (long)(ECSM_DEFAULT_CONNECT_TIMEOUT * 1000);
     c->defaults.max_bytes = ECSM_DEFAULT_MAX_BYTES;
+    c->defaults.success_headers = 1;
     bad = read_settings(L, opts, &c->defaults);
     if (bad != NULL)
         return ecsm_fail(L, ECSM_E_INVALID_ARGUMENT, "client: %s", bad);
 
-    /* Bodies of PUTs are small; waiting for 100 Continue only adds a trip. */
-    append_header(L, &c->base_headers, "Expect", "", 0);
-    append_header(L, &c->base_headers, "Accept", "application/json", 16);
     if (opts) {
         lua_getfield(L, 1, "headers");
         if (!lua_isnil(L, -1)) {
@@ -511,15 +535,56 @@ static const char *failure_code(CURLcode rc, const ecsm_client *c)
     }
 }
 
+/* Gives the handle the url, headers and settings of this request, each
+ * only if it differs from what the handle already has. */
+static void apply_options(lua_State *L, ecsm_client *c, const char *url,
+                          size_t url_len, const ecsm_settings *s)
+{
+    ecsm_applied *a = &c->applied;
+    const struct curl_slist *headers =
+        c->call_headers ? c->call_headers : c->base_headers;
+
+    if (a->url == NULL || a->url_len != url_len
+        || memcmp(a->url, url, url_len) != 0) {
+        char *copy = malloc(url_len + 1);
+        if (copy == NULL)
+            luaL_error(L, "not enough memory");
+        memcpy(copy, url, url_len + 1);
+        curl_easy_setopt(c->curl, CURLOPT_URL, url);
+        free(a->url);
+        a->url = copy;
+        a->url_len = url_len;
+    }
+    /* A new merged list may reuse the address of the one just freed. */
+    if (a->headers != headers || c->call_headers != NULL) {
+        curl_easy_setopt(c->curl, CURLOPT_HTTPHEADER, headers);
+        a->headers = headers;
+    }
+    if (a->settings.timeout_ms != s->timeout_ms) {
+        curl_easy_setopt(c->curl, CURLOPT_TIMEOUT_MS, s->timeout_ms);
+        a->settings.timeout_ms = s->timeout_ms;
+    }
+    if (a->settings.connect_timeout_ms != s->connect_timeout_ms) {
+        curl_easy_setopt(c->curl, CURLOPT_CONNECTTIMEOUT_MS,
+                         s->connect_timeout_ms);
+        a->settings.connect_timeout_ms = s->connect_timeout_ms;
+    }
+    if (a->settings.max_bytes != s->max_bytes) {
+        curl_easy_setopt(c->curl, CURLOPT_MAXFILESIZE_LARGE,
+                         (curl_off_t)s->max_bytes);
+        a->settings.max_bytes = s->max_bytes;
+    }
+}
+
 /*
  * Runs one request. On success returns 0 with the answer in c->body and
- * c->head and its status in *status. On failure pushes nil, message, code
+ * c->head, its status in *status and the request's settings in *used. On failure pushes nil, message, code
  * and returns 3. Arguments: the url at index url_arg, a body (or NULL), and
  * an opts table at index opts (0 = none).
  */
 static int perform(lua_State *L, ecsm_client *c, const char *method,
                    int url_arg, const char *body, size_t body_len, int opts,
-                   long *status)
+                   long *status, ecsm_settings *used)
 {
     size_t url_len;
     const char *url = luaL_checklstring(L, url_arg, &url_len);
@@ -568,26 +633,28 @@ static int perform(lua_State *L, ecsm_client *c, const char *method,
     c->error[0] = '\0';
     c->limit = s.max_bytes;
 
-    curl_easy_setopt(h, CURLOPT_URL, url);
-    curl_easy_setopt(h, CURLOPT_HTTPHEADER,
-                     c->call_headers ? c->call_headers : c->base_headers);
-    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, s.timeout_ms);
-    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, s.connect_timeout_ms);
-    curl_easy_setopt(h, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)s.max_bytes);
+    apply_options(L, c, url, url_len, &s);
     if (strcmp(method, "GET") == 0) {
-        curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
-        curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, (char *)NULL);
-    } else if (strcmp(method, "HEAD") == 0) {
-        curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
-        curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, (char *)NULL);
-    } else if (body == NULL && strcmp(method, "DELETE") == 0) {
-        curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
-        curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
+        if (!c->applied.plain_get) {
+            curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
+            curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, (char *)NULL);
+            c->applied.plain_get = 1;
+        }
     } else {
-        curl_easy_setopt(h, CURLOPT_NOBODY, 0L);
-        curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
-        curl_easy_setopt(h, CURLOPT_POSTFIELDS, body ? body : "");
-        curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
+        c->applied.plain_get = 0;
+        if (strcmp(method, "HEAD") == 0) {
+            curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
+            curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, (char *)NULL);
+        } else if (body == NULL && strcmp(method, "DELETE") == 0) {
+            curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
+            curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
+        } else {
+            curl_easy_setopt(h, CURLOPT_NOBODY, 0L);
+            curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE,
+                             (curl_off_t)body_len);
+            curl_easy_setopt(h, CURLOPT_POSTFIELDS, body ? body : "");
+            curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
+        }
     }
 
     rc = curl_easy_perform(h);
@@ -609,7 +676,13 @@ static int perform(lua_State *L, ecsm_client *c, const char *method,
                          c->error[0] ? c->error : curl_easy_strerror(rc));
     }
     curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, status);
+    *used = s;
     return 0;
+}
+
+static char ascii_lower(char ch)
+{
+    return ch >= 'A' && ch <= 'Z' ? (char)(ch | 0x20) : ch;
 }
 
 /* Pushes a table of the response headers: lowercase name -> value, with
@@ -617,42 +690,67 @@ static int perform(lua_State *L, ecsm_client *c, const char *method,
 static void push_headers(lua_State *L, const ecsm_buf *head)
 {
     const char *p = head->data, *end = head->data + head->len;
+    int lines = 0;
+    const char *q;
 
-    lua_createtable(L, 0, 8);
+    for (q = p; q < end; q++)
+        lines += *q == '\n';
+    /* Every line but the status line and the blank one is a header. */
+    lua_createtable(L, 0, lines > 2 ? lines - 2 : 0);
     while (p < end) {
+        const char *line = p;
         const char *eol = memchr(p, '\n', (size_t)(end - p));
         const char *line_end = eol ? eol : end;
-        const char *colon = memchr(p, ':', (size_t)(line_end - p));
+        const char *colon = memchr(line, ':', (size_t)(line_end - line));
         const char *v, *v_end = line_end;
+        size_t nlen, i;
+        char lower[64];
 
-        if (colon != NULL && colon > p && !(line_end - p >= 5
-                                            && memcmp(p, "HTTP/", 5) == 0)) {
-            luaL_Buffer name;
-            const char *q;
-
-            luaL_buffinit(L, &name);
-            for (q = p; q < colon; q++)
-                luaL_addchar(&name, (char)tolower((unsigned char)*q));
-            luaL_pushresult(&name);
-            for (v = colon + 1; v < v_end && (*v == ' ' || *v == '\t'); v++)
-                ;
-            while (v_end > v && (v_end[-1] == '\r' || v_end[-1] == ' '
-                                 || v_end[-1] == '\t'))
-                v_end--;
-            lua_pushvalue(L, -1);
-            lua_rawget(L, -3);
-            if (lua_isnil(L, -1)) {
-                lua_pop(L, 1);
-                lua_pushlstring(L, v, (size_t)(v_end - v));
-            } else {
-                lua_pushliteral(L, ", ");
-                lua_pushlstring(L, v, (size_t)(v_end - v));
-                lua_concat(L, 3);
-            }
-            lua_rawset(L, -3);
-        }
         p = line_end + 1;
+        if (colon == NULL || colon == line
+            || (line_end - line >= 5 && memcmp(line, "HTTP/", 5) == 0))
+            continue;
+        nlen = (size_t)(colon - line);
+        if (nlen <= sizeof lower) {
+            for (i = 0; i < nlen; i++)
+                lower[i] = ascii_lower(line[i]);
+            lua_pushlstring(L, lower, nlen);
+        } else {
+            luaL_Buffer name;
+            luaL_buffinit(L, &name);
+            for (i = 0; i < nlen; i++)
+                luaL_addchar(&name, ascii_lower(line[i]));
+            luaL_pushresult(&name);
+        }
+        for (v = colon + 1; v < v_end && (*v == ' ' || *v == '\t'); v++)
+            ;
+        while (v_end > v && (v_end[-1] == '\r' || v_end[-1] == ' '
+                             || v_end[-1] == '\t'))
+            v_end--;
+        lua_pushvalue(L, -1);
+        lua_rawget(L, -3);
+        if (lua_isnil(L, -1)) {
+            lua_pop(L, 1);
+            lua_pushlstring(L, v, (size_t)(v_end - v));
+        } else {
+            lua_pushliteral(L, ", ");
+            lua_pushlstring(L, v, (size_t)(v_end - v));
+            lua_concat(L, 3);
+        }
+        lua_rawset(L, -3);
     }
+}
+
+/* Pushes the headers table, or nil for a 2xx answer when the request said
+ * response_headers = false: building the table is a good part of what a
+ * request costs in Lua, and only failures (Retry-After) usually need it. */
+static void push_response_headers(lua_State *L, const ecsm_client *c,
+                                  long status, const ecsm_settings *used)
+{
+    if (used->success_headers || status < 200 || status > 299)
+        push_headers(L, &c->head);
+    else
+        lua_pushnil(L);
 }
 
 /* Frees a receive buffer that one big answer grew. */
@@ -676,13 +774,14 @@ static int client_get(lua_State *L)
     ecsm_client *c = check_client(L);
     int opts = opts_index(L, 3);
     long status = 0;
-    int failed = perform(L, c, "GET", 2, NULL, 0, opts, &status);
+    ecsm_settings used;
+    int failed = perform(L, c, "GET", 2, NULL, 0, opts, &status, &used);
 
     if (failed)
         return failed;
     lua_pushlstring(L, c->body.data ? c->body.data : "", c->body.len);
     lua_pushinteger(L, (lua_Integer)status);
-    push_headers(L, &c->head);
+    push_response_headers(L, c, status, &used);
     trim_buffers(c);
     return 3;
 }
@@ -696,16 +795,17 @@ static int client_request(lua_State *L)
     const char *body = luaL_optlstring(L, 4, NULL, &body_len);
     int opts = opts_index(L, 5);
     long status = 0;
+    ecsm_settings used;
     int failed;
 
     luaL_argcheck(L, valid_method(method), 2,
                   "method must be an upper-case HTTP token");
-    failed = perform(L, c, method, 3, body, body_len, opts, &status);
+    failed = perform(L, c, method, 3, body, body_len, opts, &status, &used);
     if (failed)
         return failed;
     lua_pushlstring(L, c->body.data ? c->body.data : "", c->body.len);
     lua_pushinteger(L, (lua_Integer)status);
-    push_headers(L, &c->head);
+    push_response_headers(L, c, status, &used);
     trim_buffers(c);
     return 3;
 }
@@ -722,10 +822,11 @@ static int client_get_json(lua_State *L)
     int opts = opts_index(L, 3);
     ecsm_json_opts jopts;
     long status = 0;
+    ecsm_settings used;
     int failed;
 
     ecsm_json_checkopts(L, opts, &jopts);
-    failed = perform(L, c, "GET", 2, NULL, 0, opts, &status);
+    failed = perform(L, c, "GET", 2, NULL, 0, opts, &status, &used);
     if (failed)
         return failed;
     if (!ecsm_json_decode(L, c->body.data ? c->body.data : "", c->body.len,
@@ -743,7 +844,7 @@ static int client_get_json(lua_State *L)
     }
     trim_buffers(c);
     lua_pushinteger(L, (lua_Integer)status);
-    push_headers(L, &c->head);
+    push_response_headers(L, c, status, &used);
     return 3;
 }
 

@@ -112,6 +112,8 @@ function _M.json(c, o, method, url, body, name, headers)
                 or left,
             max_bytes = o.max_bytes,
             headers = headers,
+            -- Only failures need the answer's headers (Retry-After).
+            response_headers = false,
             name = name,
             keep_null = o.keep_null,
             array_mt = o.array_mt,

@@ -6,9 +6,10 @@
 --                                        | nil, msg, code
 --                                        | nil, msg, "bad_json", status, headers
 --   t:request(method, url, body, opts)  -> body, status, headers | nil, msg, code
--- where opts carries timeout, connect_timeout, max_bytes, headers, name and,
--- for get_json, the decoder's keep_null, array_mt and max_depth. HTTP
--- statuses are not failures at this level.
+-- where opts carries timeout, connect_timeout, max_bytes, headers, name,
+-- response_headers (false: headers may be nil for a 2xx answer) and, for
+-- get_json, the decoder's keep_null, array_mt and max_depth. HTTP statuses
+-- are not failures at this level.
 --
 -- The module also gives now() (monotonic seconds, for timeouts and backoff),
 -- clock() (monotonic seconds that may be coarse, a few milliseconds, for
