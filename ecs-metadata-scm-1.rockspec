@@ -35,6 +35,7 @@ build = {
     ["ecs_metadata.core"] = {
       sources = {
         "src/core.c", "src/client.c", "src/decode.c", "src/file.c", "src/clock.c",
+        "src/memo.c",
       },
       defines = { "_POSIX_C_SOURCE=200809L" },
       libraries = { "curl", "pthread" },

@@ -48,6 +48,7 @@ int luaopen_ecs_metadata_core(lua_State *L)
     ecsm_json_register(L);
     ecsm_file_register(L);
     ecsm_clock_register(L);
+    ecsm_memo_register(L);
 
     lua_pushliteral(L, "ecs_metadata.core");
     lua_setfield(L, -2, "_NAME");

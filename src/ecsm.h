@@ -6,6 +6,7 @@
  * decode.c    the JSON decoder (core.decode, core.null)
  * file.c      core.read_file
  * clock.c     core.now, core.now_coarse, core.sleep
+ * memo.c      core.memo, the one-call cache cell of the module's functions
  *
  * Everything here is hidden from the shared object's symbol table; only
  * luaopen_ecs_metadata_core is exported (see ECSM_EXPORT).
@@ -84,6 +85,11 @@ void ecsm_file_register(lua_State *L);
 
 /* Adds now, now_coarse and sleep to the module table at the top of the stack. */
 void ecsm_clock_register(lua_State *L);
+
+/* ---- memo.c ---- */
+
+/* Adds memo to the module table at the top of the stack. */
+void ecsm_memo_register(lua_State *L);
 
 #if defined(__GNUC__) && __GNUC__ >= 4
 #pragma GCC visibility pop

@@ -265,6 +265,12 @@ end
 -- Forgets every cached result. (The tables are emptied, not replaced: the
 -- module's functions keep a reference to the default client's.)
 function _M:clear_cache()
+    local on_hot = self._on_hot
+    for name in pairs(self._hot) do
+        if on_hot then
+            on_hot(name, nil, 0)
+        end
+    end
     for _, t in pairs({ self._cache, self._hot }) do
         for k in pairs(t) do
             t[k] = nil
@@ -297,7 +303,8 @@ function _M:_cache_get(key, ttl)
 end
 
 -- Stores value under key for ttl seconds; with `hot`, it is also the entry
--- of the opts-less call of that function.
+-- of the opts-less call of that function, and self._on_hot (the module's
+-- one-call cache cells, for the default client) hears of it.
 function _M:_cache_put(key, value, ttl, hot)
     if ttl and ttl > 0 then
         local t = self._clock()
@@ -305,6 +312,9 @@ function _M:_cache_put(key, value, ttl, hot)
         self._cache[key] = e
         if hot then
             self._hot[hot] = e
+            if self._on_hot then
+                self._on_hot(hot, value, ttl)
+            end
         end
     end
 end
@@ -313,6 +323,9 @@ function _M:_cache_drop(key, hot)
     self._cache[key] = nil
     if hot then
         self._hot[hot] = nil
+        if self._on_hot then
+            self._on_hot(hot, nil, 0)
+        end
     end
 end
 

@@ -29,8 +29,12 @@ local _M = {
 }
 
 local default      -- the default client, made on first use
-local hot          -- its table of fresh entries of opts-less calls
-local clock        -- its cache clock
+
+-- The module's sources answer a fresh result of the default client's
+-- opts-less call from a cell of core.memo: a cached ecs.task() is one C
+-- call. The client tells the cells what it caches (and drops) through
+-- _on_hot; anything else goes to the client.
+local cells = {}
 
 local function get_default()
     local c, msg = new_client()
@@ -38,23 +42,23 @@ local function get_default()
         -- Without options nothing can be invalid; this is a broken install.
         error("ecs_metadata: cannot create the default client: " .. msg, 3)
     end
-    default, hot, clock = c, c._hot, c._clock
+    c._on_hot = function(what, value, ttl)
+        local set = cells[what]
+        if set then
+            set(value, ttl)
+        end
+    end
+    default = c
     return c
 end
 
--- The sources answer a fresh cache entry here, without a further call: a
--- cached ecs.task() is one Lua call, one table lookup and one clock read.
 local function source(what)
-    return function(opts)
-        if opts == nil and hot then
-            local e = hot[what]
-            if e and clock() < e.expires then
-                return e.value
-            end
-        end
+    local get, set = core.memo(function(opts)
         local c = default or get_default()
         return c[what](c, opts)
-    end
+    end)
+    cells[what] = set
+    return get
 end
 
 _M.container = source("container")
