@@ -768,14 +768,14 @@ static int opts_index(lua_State *L, int idx)
     return idx;
 }
 
-/* client:get(url [, opts]) -> body, status, headers | nil, message, code */
-static int client_get(lua_State *L)
+/* Runs a request and answers body, status, headers, or the failure. */
+static int answer(lua_State *L, ecsm_client *c, const char *method,
+                  int url_arg, const char *body, size_t body_len, int opts)
 {
-    ecsm_client *c = check_client(L);
-    int opts = opts_index(L, 3);
     long status = 0;
     ecsm_settings used;
-    int failed = perform(L, c, "GET", 2, NULL, 0, opts, &status, &used);
+    int failed = perform(L, c, method, url_arg, body, body_len, opts, &status,
+                         &used);
 
     if (failed)
         return failed;
@@ -786,6 +786,14 @@ static int client_get(lua_State *L)
     return 3;
 }
 
+/* client:get(url [, opts]) -> body, status, headers | nil, message, code */
+static int client_get(lua_State *L)
+{
+    ecsm_client *c = check_client(L);
+
+    return answer(L, c, "GET", 2, NULL, 0, opts_index(L, 3));
+}
+
 /* client:request(method, url, body|nil [, opts]) -> as client:get */
 static int client_request(lua_State *L)
 {
@@ -794,20 +802,10 @@ static int client_request(lua_State *L)
     size_t body_len = 0;
     const char *body = luaL_optlstring(L, 4, NULL, &body_len);
     int opts = opts_index(L, 5);
-    long status = 0;
-    ecsm_settings used;
-    int failed;
 
     luaL_argcheck(L, valid_method(method), 2,
                   "method must be an upper-case HTTP token");
-    failed = perform(L, c, method, 3, body, body_len, opts, &status, &used);
-    if (failed)
-        return failed;
-    lua_pushlstring(L, c->body.data ? c->body.data : "", c->body.len);
-    lua_pushinteger(L, (lua_Integer)status);
-    push_response_headers(L, c, status, &used);
-    trim_buffers(c);
-    return 3;
+    return answer(L, c, method, 3, body, body_len, opts);
 }
 
 /*

@@ -182,6 +182,15 @@ function _M._settings(self, opts, fname, argn)
     return setmetatable(o, self._inherit)
 end
 
+-- The settings of a call: the client's own without opts. (A tail call, so
+-- a misuse error still points at the caller of the public function.)
+local function settings(self, opts, fname, argn)
+    if opts == nil then
+        return self
+    end
+    return _M._settings(self, opts, fname, argn)
+end
+
 -- ===================================================================
 -- Construction
 -- ===================================================================
@@ -429,17 +438,14 @@ _M.container_stats = source("container_stats")
 _M.task_stats = source("task_stats")
 
 function _M:metadata_file(opts)
-    local o = self
-    if opts ~= nil then
-        local msg, code
-        o, msg, code = _M._settings(self, opts, "metadata_file")
-        if not o then
-            return nil, msg, code
-        end
+    local o, msg, code = settings(self, opts, "metadata_file")
+    if not o then
+        return nil, msg, code
     end
-    local path, err, code = endpoint(o.env, "file")
+    local path
+    path, msg, code = endpoint(o.env, "file")
     if not path then
-        return nil, "metadata_file: " .. err, code
+        return nil, "metadata_file: " .. msg, code
     end
     return metadata_file.read(self, o, opts, path, "metadata_file")
 end
@@ -447,13 +453,9 @@ end
 local protection = require "ecs_metadata.protection"
 
 function _M:protection(opts)
-    local o = self
-    if opts ~= nil then
-        local msg, code
-        o, msg, code = _M._settings(self, opts, "protection")
-        if not o then
-            return nil, msg, code
-        end
+    local o, msg, code = settings(self, opts, "protection")
+    if not o then
+        return nil, msg, code
     end
     return protection.get(self, o, opts)
 end
@@ -469,13 +471,9 @@ function _M:protect(enabled, minutes, opts)
         argerror(2, "protect", "number or nil expected, got "
             .. type(minutes))
     end
-    local o = self
-    if opts ~= nil then
-        local msg, code
-        o, msg, code = _M._settings(self, opts, "protect", 3)
-        if not o then
-            return nil, msg, code
-        end
+    local o, msg, code = settings(self, opts, "protect", 3)
+    if not o then
+        return nil, msg, code
     end
     return protection.set(self, o, opts, enabled, minutes)
 end
@@ -483,13 +481,9 @@ end
 local credentials = require "ecs_metadata.credentials"
 
 function _M:credentials(opts)
-    local o = self
-    if opts ~= nil then
-        local msg, code
-        o, msg, code = _M._settings(self, opts, "credentials")
-        if not o then
-            return nil, msg, code
-        end
+    local o, msg, code = settings(self, opts, "credentials")
+    if not o then
+        return nil, msg, code
     end
     return credentials.get(self, o, opts)
 end
