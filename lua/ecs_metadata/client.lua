@@ -348,7 +348,7 @@ local function own_endpoint(self)
     if d == nil then
         local base, version, code = endpoint(self.env, self.version,
                                              self.link_local_url)
-        d = { base = base, version = version, code = code }
+        d = { base = base, version = version, code = code, urls = {} }
         self._disc = d
     end
     if d.base then
@@ -399,9 +399,17 @@ local function fetch(self, what, opts)
             "not_on_ecs"
     end
     local url, err
-    url, err, code = make_url(base, version, what, o.container_id)
+    -- Without opts the url is the client's own, worked out once.
+    local urls = opts == nil and self._disc.urls
+    url = urls and urls[what]
     if not url then
-        return nil, err, code
+        url, err, code = make_url(base, version, what, o.container_id)
+        if not url then
+            return nil, err, code
+        end
+        if urls then
+            urls[what] = url
+        end
     end
     local ttl = self:_ttl_of(what, opts)
     local v = self:_cache_get(url, ttl)

@@ -106,19 +106,21 @@ function _M.json(c, o, method, url, body, name, headers)
     while true do
         n = n + 1
         local left = deadline - now()
+        -- Only what is set: most calls have no headers, name or decoder
+        -- options, and a smaller table is cheaper to make and to collect.
         local topts = {
             timeout = left,
             connect_timeout = connect_timeout < left and connect_timeout
                 or left,
             max_bytes = o.max_bytes,
-            headers = headers,
             -- Only failures need the answer's headers (Retry-After).
             response_headers = false,
-            name = name,
-            keep_null = o.keep_null,
-            array_mt = o.array_mt,
-            max_depth = o.max_depth,
         }
+        if headers then topts.headers = headers end
+        if name then topts.name = name end
+        if o.keep_null then topts.keep_null = true end
+        if o.array_mt then topts.array_mt = o.array_mt end
+        if o.max_depth then topts.max_depth = o.max_depth end
         local v, s, h, x4, x5 = attempt(t, method, url, body, topts, label)
         local status, rheaders, msg, code
         if type(s) == "string" then        -- failure: nil, msg, code, ...
