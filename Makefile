@@ -113,6 +113,7 @@ $(BARE_GET): bench/bare_get.c
 bench: $(MODULE) $(BARE_GET)
 	$(SERVE) $(RUN) $(LUA_BIN) bench/get.lua $(BARE_GET)
 	$(SERVE) --profile ec2 $(RUN) $(LUA_BIN) bench/api.lua $(BARE_GET)
+	$(SERVE) --profile ec2 $(RUN) bench/api-callgrind $(LUA_BIN) $(BARE_GET)
 	$(RUN) $(LUA_BIN) bench/decode.lua
 	$(RUN) bench/decode-callgrind $(LUA_BIN)
 
