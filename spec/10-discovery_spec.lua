@@ -188,36 +188,41 @@ describe("misuse", function()
     assert.matches("option 'env': table expected, got string", err, 1, true)
   end)
 
+  -- PUC 5.1 counts a tail call as a level of its own, so there the error
+  -- has no position; elsewhere it names this file.
+  local function at_caller(err, what)
+    if _VERSION == "Lua 5.1" and not jit then
+      assert.matches(what, err, 1, true)
+    else
+      assert.matches("10%-discovery_spec%.lua:%d+: " .. what:gsub("%p", "%%%0"), err)
+    end
+  end
+
   it("points the error at the caller", function()
     local ok, err = pcall(function()
       local v = c:task(7)
       return v
     end)
     assert.is_false(ok)
-    if _VERSION == "Lua 5.1" and not jit then
-      -- PUC 5.1 gives no position for a level that is a tail call.
-      assert.matches("bad argument", err)
-    else
-      assert.matches("10%-discovery_spec%.lua:%d+: bad argument", err)
-    end
+    at_caller(err, "bad argument")
     ok, err = pcall(function()
       local v = ecs.protect(1)
       return v
     end)
     assert.is_false(ok)
-    assert.matches("10%-discovery_spec%.lua:%d+: bad argument #1 to 'protect'", err)
+    at_caller(err, "bad argument #1 to 'protect'")
     ok, err = pcall(function()
       local v = c:metadata_file { wait = "1" }
       return v
     end)
     assert.is_false(ok)
-    assert.matches("10%-discovery_spec%.lua:%d+: bad argument #1 to 'metadata_file'", err)
+    at_caller(err, "bad argument #1 to 'metadata_file'")
     ok, err = pcall(function()
       local v = ecs.new { retries = "1" }
       return v
     end)
     assert.is_false(ok)
-    assert.matches("10%-discovery_spec%.lua:%d+: bad argument #1 to 'new'", err)
+    at_caller(err, "bad argument #1 to 'new'")
   end)
 
   it("raises for an unknown version", function()
