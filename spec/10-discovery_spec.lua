@@ -11,16 +11,9 @@ local core = require "ecs_metadata.core"
 local E = helpers.endpoint()
 local unpack = table.unpack or unpack
 
--- Upper bounds of durations get this much slack under valgrind (make valgrind).
-local SLACK = os.getenv("ECSM_UNDER_VALGRIND") and 1 or 0
+local SLACK = helpers.SLACK
 
-local function client(env, extra)
-  local o = { env = env, link_local_url = E }
-  for k, v in pairs(extra or {}) do
-    o[k] = v
-  end
-  return assert(ecs.new(o))
-end
+local client = helpers.client
 
 describe("ecs.endpoint", function()
   it("prefers v4, then v3, then the metadata file", function()

@@ -10,11 +10,7 @@ local cjson = require "cjson"
 local E = helpers.endpoint()
 
 local function client(env, extra)
-  local o = { env = env, link_local_url = E, cache_ttl = 0 }
-  for k, v in pairs(extra or {}) do
-    o[k] = v
-  end
-  return assert(ecs.new(o))
+  return helpers.client(env, { cache_ttl = 0 }, extra)
 end
 
 local function fixture(rel)

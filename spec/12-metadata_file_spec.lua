@@ -1,13 +1,12 @@
 -- The container metadata file: both formats, not-ready files, waiting for
 -- READY, files caught mid-rewrite, and the file's failures.
-local ecs = require "ecs_metadata"
+local helpers = require "spec.helpers"
 local core = require "ecs_metadata.core"
 local cjson = require "cjson"
 
 local DIR = "spec/fixtures/metadata-file/"
 
--- Upper bounds of durations get this much slack under valgrind (make valgrind).
-local SLACK = os.getenv("ECSM_UNDER_VALGRIND") and 1 or 0
+local SLACK = helpers.SLACK
 
 local function read(path)
   local f = assert(io.open(path, "rb"))
@@ -23,11 +22,7 @@ local function write(path, s)
 end
 
 local function client(path, extra)
-  local o = { env = { ECS_CONTAINER_METADATA_FILE = path } }
-  for k, v in pairs(extra or {}) do
-    o[k] = v
-  end
-  return assert(ecs.new(o))
+  return helpers.client({ ECS_CONTAINER_METADATA_FILE = path }, extra)
 end
 
 local function list(dir)

@@ -7,15 +7,10 @@ local cjson = require "cjson"
 
 local E = helpers.endpoint()
 
--- Upper bounds of durations get this much slack under valgrind (make valgrind).
-local SLACK = os.getenv("ECSM_UNDER_VALGRIND") and 1 or 0
+local SLACK = helpers.SLACK
 
 local function client(profile, extra)
-  local o = { env = { ECS_AGENT_URI = E .. "/agent/" .. profile }, link_local_url = E }
-  for k, v in pairs(extra or {}) do
-    o[k] = v
-  end
-  return assert(ecs.new(o))
+  return helpers.client({ ECS_AGENT_URI = E .. "/agent/" .. profile }, extra)
 end
 
 local function last_put()

@@ -2,20 +2,13 @@
 -- token, which hosts a full uri may name, caching until Expiration, and that
 -- no secret ever shows up in a message or in tostring().
 local helpers = require "spec.helpers"
-local ecs = require "ecs_metadata"
 local credentials = require "ecs_metadata.credentials"
 
 local E = helpers.endpoint()
 
 local SECRETS = { "TEST-SECRET-do-not-log", "TEST-TOKEN-do-not-log", "TEST-AUTH-do-not-log" }
 
-local function client(env, extra)
-  local o = { env = env, link_local_url = E }
-  for k, v in pairs(extra or {}) do
-    o[k] = v
-  end
-  return assert(ecs.new(o))
-end
+local client = helpers.client
 
 local function assert_clean(s, ...)
   assert.is_string(s)

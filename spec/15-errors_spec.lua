@@ -2,21 +2,15 @@
 -- error code it gives, which ones are retried, Retry-After, backoff, and the
 -- total timeout that bounds it all.
 local helpers = require "spec.helpers"
-local ecs = require "ecs_metadata"
 local core = require "ecs_metadata.core"
 local request = require "ecs_metadata.request"
 
 local E = helpers.endpoint()
 
--- Upper bounds of durations get this much slack under valgrind (make valgrind).
-local SLACK = os.getenv("ECSM_UNDER_VALGRIND") and 1 or 0
+local SLACK = helpers.SLACK
 
 local function client(base, extra)
-  local o = { env = { ECS_CONTAINER_METADATA_URI_V4 = base }, link_local_url = E, cache_ttl = 0 }
-  for k, v in pairs(extra or {}) do
-    o[k] = v
-  end
-  return assert(ecs.new(o))
+  return helpers.client({ ECS_CONTAINER_METADATA_URI_V4 = base }, { cache_ttl = 0 }, extra)
 end
 
 -- Calls c:task() and returns v, msg, code, status, seconds taken.

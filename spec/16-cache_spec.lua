@@ -9,11 +9,7 @@ local E = helpers.endpoint()
 local BASE = E .. "/v4/fargate"
 
 local function client(extra)
-  local o = { env = { ECS_CONTAINER_METADATA_URI_V4 = BASE }, link_local_url = E }
-  for k, v in pairs(extra or {}) do
-    o[k] = v
-  end
-  return assert(ecs.new(o))
+  return helpers.client({ ECS_CONTAINER_METADATA_URI_V4 = BASE }, extra)
 end
 
 local function requests(path)

@@ -20,6 +20,11 @@
 --   helpers.run_lua(src, env) runs src in a fresh interpreter like this one,
 --                             with env changes (false unsets); returns
 --                             stdout, exit status, stderr
+--   helpers.client(env, ...)  an ecs_metadata client with opts.env = env and
+--                             link_local_url = the endpoint, then the option
+--                             tables ... merged in order
+--   helpers.SLACK             seconds added to the upper bounds of durations
+--                             under valgrind (make valgrind), else 0
 
 local cjson = require "cjson"
 
@@ -38,6 +43,18 @@ end)()
 
 local function shell_quote(s)
     return "'" .. tostring(s):gsub("'", [['\'']]) .. "'"
+end
+
+helpers.SLACK = os.getenv("ECSM_UNDER_VALGRIND") and 1 or 0
+
+function helpers.client(env, ...)
+    local o = { env = env, link_local_url = helpers.endpoint() }
+    for i = 1, select("#", ...) do
+        for k, v in pairs(select(i, ...) or {}) do
+            o[k] = v
+        end
+    end
+    return assert(require("ecs_metadata").new(o))
 end
 
 function helpers.endpoint()

@@ -67,6 +67,22 @@ local function answer(doc, method, url, status)
     return p
 end
 
+-- One call to the agent: its protection object | nil, msg, code, status.
+local function exchange(c, o, opts, method, url, body)
+    local v, status, code, failed_status =
+        request.json(c, call_settings(c, o, opts), method, url, body, nil,
+                     body and JSON_HEADERS or nil)
+    if type(status) ~= "number" then
+        return nil, status, code, failed_status
+    end
+    local p, msg
+    p, msg, code = answer(v, method, url, status)
+    if not p then
+        return nil, msg, code, status
+    end
+    return p
+end
+
 -- get(c, o, opts) -> protection | nil, msg, code, status
 function _M.get(c, o, opts)
     local url, msg, code = state_url(o, "protection")
@@ -78,14 +94,8 @@ function _M.get(c, o, opts)
     if v ~= nil then
         return v
     end
-    local status, failed_status
-    v, status, code, failed_status = request.json(c, call_settings(c, o, opts),
-                                                  "GET", url)
-    if type(status) ~= "number" then
-        return nil, status, code, failed_status
-    end
-    local p
-    p, msg, code = answer(v, "GET", url, status)
+    local p, status
+    p, msg, code, status = exchange(c, o, opts, "GET", url)
     if not p then
         return nil, msg, code, status
     end
@@ -112,21 +122,11 @@ function _M.set(c, o, opts, enabled, minutes)
         return nil, "protect: minutes must be a whole number from 1 to "
             .. MAX_MINUTES, "invalid_argument"
     end
-    local v, status, failed_status
-    v, status, code, failed_status = request.json(c, call_settings(c, o, opts),
-                                                  "PUT", url, body, nil,
-                                                  JSON_HEADERS)
+    local p, status
+    p, msg, code, status = exchange(c, o, opts, "PUT", url, body)
     -- Whatever happened, a cached state may be stale now.
     c:_cache_drop(url, "protection")
-    if type(status) ~= "number" then
-        return nil, status, code, failed_status
-    end
-    local p
-    p, msg, code = answer(v, "PUT", url, status)
-    if not p then
-        return nil, msg, code, status
-    end
-    return p
+    return p, msg, code, status
 end
 
 return _M
