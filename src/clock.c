@@ -13,29 +13,37 @@
 
 #include "ecsm.h"
 
-/* core.now() -> seconds since an arbitrary fixed point, as a float. */
-static int ecsm_now(lua_State *L)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    lua_pushnumber(L, (lua_Number)ts.tv_sec + (lua_Number)ts.tv_nsec / 1e9);
-    return 1;
-}
-
 #ifdef CLOCK_MONOTONIC_COARSE
 #define ECSM_COARSE_CLOCK CLOCK_MONOTONIC_COARSE
 #else
 #define ECSM_COARSE_CLOCK CLOCK_MONOTONIC
 #endif
 
-/* core.now_coarse() -> as core.now, in steps of a few milliseconds. */
-static int ecsm_now_coarse(lua_State *L)
+/* Seconds on the given clock since its arbitrary fixed point. */
+static double ecsm_seconds(clockid_t clock)
 {
     struct timespec ts;
 
-    clock_gettime(ECSM_COARSE_CLOCK, &ts);
-    lua_pushnumber(L, (lua_Number)ts.tv_sec + (lua_Number)ts.tv_nsec / 1e9);
+    clock_gettime(clock, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+double ecsm_coarse_now(void)
+{
+    return ecsm_seconds(ECSM_COARSE_CLOCK);
+}
+
+/* core.now() -> seconds since an arbitrary fixed point, as a float. */
+static int ecsm_now(lua_State *L)
+{
+    lua_pushnumber(L, (lua_Number)ecsm_seconds(CLOCK_MONOTONIC));
+    return 1;
+}
+
+/* core.now_coarse() -> as core.now, in steps of a few milliseconds. */
+static int ecsm_now_coarse(lua_State *L)
+{
+    lua_pushnumber(L, (lua_Number)ecsm_coarse_now());
     return 1;
 }
 

@@ -86,6 +86,9 @@ void ecsm_file_register(lua_State *L);
 /* Adds now, now_coarse and sleep to the module table at the top of the stack. */
 void ecsm_clock_register(lua_State *L);
 
+/* Seconds on the coarse monotonic clock, the clock of core.now_coarse. */
+double ecsm_coarse_now(void);
+
 /* ---- memo.c ---- */
 
 /* Adds memo to the module table at the top of the stack. */

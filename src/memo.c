@@ -15,27 +15,12 @@
  * by both closures: nothing outside Lua's memory, nothing for __gc to do.
  */
 #include <math.h>
-#include <time.h>
 
 #include "ecsm.h"
 
-#ifdef CLOCK_MONOTONIC_COARSE
-#define ECSM_MEMO_CLOCK CLOCK_MONOTONIC_COARSE
-#else
-#define ECSM_MEMO_CLOCK CLOCK_MONOTONIC
-#endif
-
 typedef struct ecsm_memo {
-    double expires;     /* on ECSM_MEMO_CLOCK; -HUGE_VAL when empty */
+    double expires;     /* on ecsm_coarse_now's clock; -HUGE_VAL when empty */
 } ecsm_memo;
-
-static double memo_now(void)
-{
-    struct timespec ts;
-
-    clock_gettime(ECSM_MEMO_CLOCK, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 /* Upvalues: 1 the ecsm_memo, 2 the value, 3 the fallback. */
 static int memo_get(lua_State *L)
@@ -44,7 +29,7 @@ static int memo_get(lua_State *L)
 
     if (n == 0 || (n == 1 && lua_isnil(L, 1))) {
         const ecsm_memo *m = lua_touserdata(L, lua_upvalueindex(1));
-        if (m->expires > memo_now()) {
+        if (m->expires > ecsm_coarse_now()) {
             lua_pushvalue(L, lua_upvalueindex(2));
             return 1;
         }
@@ -62,7 +47,8 @@ static int memo_set(lua_State *L)
     lua_Number ttl = luaL_optnumber(L, 2, 0);
 
     lua_settop(L, 1);
-    m->expires = !lua_isnil(L, 1) && ttl > 0 ? memo_now() + ttl : -HUGE_VAL;
+    m->expires = !lua_isnil(L, 1) && ttl > 0 ? ecsm_coarse_now() + ttl
+                                             : -HUGE_VAL;
     lua_pushvalue(L, lua_upvalueindex(2));
     lua_pushvalue(L, 1);
     lua_setupvalue(L, -2, 2);
