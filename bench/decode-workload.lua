@@ -5,16 +5,13 @@
 local mode, rounds, dir = arg[1], tonumber(arg[2]) or 20, arg[3] or "spec/fixtures"
 local core = require "ecs_metadata.core"
 local cjson = require "cjson"
+local util = require "bench.util"
 
 local bodies, bytes = {}, 0
-local find = io.popen("find '" .. dir .. "' -name '*.json' -type f | LC_ALL=C sort")
-for path in find:lines() do
-  local f = assert(io.open(path, "rb"))
-  bodies[#bodies + 1] = f:read("*a")
-  bytes = bytes + #bodies[#bodies]
-  f:close()
+for _, f in ipairs(util.fixtures(dir)) do
+  bodies[#bodies + 1] = f.body
+  bytes = bytes + #f.body
 end
-find:close()
 
 local decode
 if mode == "core" then

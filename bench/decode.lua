@@ -9,22 +9,11 @@
 -- time divided by ours: above 1 means core.decode is faster.
 local core = require "ecs_metadata.core"
 local cjson = require "cjson"
+local util = require "bench.util"
 
 local dir = arg[1] or "spec/fixtures"
 local budget = tonumber(arg[2]) or 0.3     -- seconds per fixture and decoder
 
-local function fixtures()
-  local list = {}
-  local find = io.popen("find '" .. dir .. "' -name '*.json' -type f | LC_ALL=C sort")
-  for path in find:lines() do
-    local f = assert(io.open(path, "rb"))
-    list[#list + 1] = { name = path:sub(#dir + 2), body = f:read("*a") }
-    f:close()
-  end
-  find:close()
-  assert(#list > 0, "no fixtures under " .. dir)
-  return list
-end
 
 -- Best time per call of f(s), over rounds of n calls, within about budget.
 local function measure(f, s)
@@ -48,7 +37,7 @@ local function measure(f, s)
   return best / n
 end
 
-local list = fixtures()
+local list = util.fixtures(dir)
 local decode, cdecode = core.decode, cjson.decode
 for _, fx in ipairs(list) do
   assert(decode(fx.body), fx.name)

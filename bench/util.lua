@@ -11,6 +11,20 @@ function util.median(t)
   return s[math.floor((#s + 1) / 2)]
 end
 
+-- Every .json under dir, sorted: { name = path below dir, body = bytes }.
+function util.fixtures(dir)
+  local list = {}
+  local find = assert(io.popen("find '" .. dir .. "' -name '*.json' -type f | LC_ALL=C sort"))
+  for path in find:lines() do
+    local f = assert(io.open(path, "rb"))
+    list[#list + 1] = { name = path:sub(#dir + 2), body = f:read("*a") }
+    f:close()
+  end
+  find:close()
+  assert(#list > 0, "no fixtures under " .. dir)
+  return list
+end
+
 function util.rss_kib()
   for line in io.lines("/proc/self/status") do
     local kib = line:match("^VmRSS:%s+(%d+)")
