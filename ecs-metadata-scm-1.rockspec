@@ -34,7 +34,7 @@ build = {
   modules = {
     ["ecs_metadata.core"] = {
       sources = {
-        "src/core.c", "src/client.c", "src/decode.c", "src/file.c", "src/clock.c",
+        "src/core.c", "src/http.c", "src/decode.c", "src/file.c", "src/clock.c",
         "src/memo.c",
       },
       defines = { "_POSIX_C_SOURCE=200809L" },
@@ -52,7 +52,7 @@ build = {
     ["ecs_metadata.protection"] = "lua/ecs_metadata/protection.lua",
     ["ecs_metadata.request"] = "lua/ecs_metadata/request.lua",
     ["ecs_metadata.time"] = "lua/ecs_metadata/time.lua",
-    ["ecs_metadata.transport"] = "lua/ecs_metadata/transport.lua",
+    ["ecs_metadata.transport.curl"] = "lua/ecs_metadata/transport.lua",
   },
 }
 

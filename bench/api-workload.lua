@@ -11,11 +11,11 @@ local url = assert(os.getenv("ECS_CONTAINER_METADATA_URI_V4"), "no endpoint") ..
 
 local step
 if mode == "get" or mode == "get-no-headers" then
-  local c = assert(core.client())
+  local c = assert(core.http())
   local opts = mode == "get-no-headers" and { response_headers = false } or nil
   step = function() assert(c:get(url, opts)) end
 elseif mode == "decode" then
-  local body = assert(core.client():get(url))
+  local body = assert(core.http():get(url))
   step = function() assert(core.decode(body)) end
 elseif mode == "task" then
   local c = assert(ecs.new { cache_ttl = 0 })

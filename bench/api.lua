@@ -37,7 +37,7 @@ for _ = 1, rounds do
   hits[#hits + 1] = (core.now() - t0) * 1e9 / n
 end
 
-local doc = assert(core.client():get(url))
+local doc = assert(core.http():get(url))
 print(("ecs.task(), %s, %d-byte task document, median of %d rounds"):format(
   util.interpreter(), #doc, rounds))
 print(("  ecs.task() fetch+decode  %8.2f us/call"):format(ours))

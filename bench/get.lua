@@ -12,7 +12,7 @@ local per_round = tonumber(arg[3]) or 3000
 local base = assert(os.getenv("ECSM_ENDPOINT"), "run through endpoint/serve exec")
 local url = base .. "/fixtures/v4-task/docs-ec2-awsvpc-curltest.json"
 
-local c = assert(core.client())
+local c = assert(core.http())
 local function loop(opts)
   return function(n)
     for _ = 1, n do

@@ -162,7 +162,7 @@ describe("ecs.metadata_file", function()
     end
     assert.is_true(good > 0)
     while not io.open(done) and core.now() - t0 < 10 do
-      core.sleep(0.05)
+      core._sleep(0.05)
     end
     os.remove(done)
     os.remove(whole)

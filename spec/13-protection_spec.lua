@@ -14,7 +14,7 @@ local function client(profile, extra)
 end
 
 local function last_put()
-  local c = assert(core.client())
+  local c = assert(core.http())
   local body, status, headers = assert(c:get(E .. "/_last_put"))
   c:close()
   assert.are.equal(200, status)

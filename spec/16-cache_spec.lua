@@ -39,7 +39,7 @@ describe("the cache", function()
     assert(c:task_stats())
     assert.are.equal(2, requests("/v4/fargate/task/stats"))
 
-    core.sleep(1.05)
+    core._sleep(1.05)
     local b = assert(c:task())
     assert.are_not.equal(a, b)
     assert.are.equal(2, requests("/v4/fargate/task"))

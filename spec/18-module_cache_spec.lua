@@ -1,4 +1,4 @@
--- The module-level functions' one-call cache (core.memo) and how the default
+-- The module-level functions' one-call cache (core._memo) and how the default
 -- client feeds it: hits, expiry, clear_cache, options bypassing it, and a
 -- protect() dropping protection's entry.
 local helpers = require "spec.helpers"
@@ -6,10 +6,10 @@ local core = require "ecs_metadata.core"
 
 local E = helpers.endpoint()
 
-describe("core.memo", function()
+describe("core._memo", function()
   it("answers the stored value while fresh, else calls the fallback", function()
     local calls = 0
-    local get, set = core.memo(function(...)
+    local get, set = core._memo(function(...)
       calls = calls + 1
       return "fresh", select("#", ...), ...
     end)
@@ -26,10 +26,10 @@ describe("core.memo", function()
   end)
 
   it("expires after ttl seconds, and empties with nil or ttl <= 0", function()
-    local get, set = core.memo(function() return "miss" end)
+    local get, set = core._memo(function() return "miss" end)
     set("hit", 0.05)
     assert.are.equal("hit", get())
-    core.sleep(0.08)
+    core._sleep(0.08)
     assert.are.equal("miss", get())
     set("hit", 60)
     set(nil, 60)
@@ -41,9 +41,9 @@ describe("core.memo", function()
   end)
 
   it("lets the fallback's errors through", function()
-    local get = core.memo(function() error("boom", 0) end)
+    local get = core._memo(function() error("boom", 0) end)
     assert.has_error(function() get() end, "boom")
-    assert.has_error(function() core.memo("x") end)
+    assert.has_error(function() core._memo("x") end)
   end)
 end)
 
@@ -66,7 +66,7 @@ describe("the module's functions", function()
       local a = assert(ecs.task())
       local b = assert(ecs.task())
       io.write(tostring(a == b), " ")
-      require("ecs_metadata.core").sleep(1.1)       -- the default ttl is 1 s
+      require("ecs_metadata.core")._sleep(1.1)       -- the default ttl is 1 s
       local c = assert(ecs.task())
       io.write(tostring(c ~= a), " ", c.Family)
     ]])

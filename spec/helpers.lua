@@ -171,7 +171,7 @@ local client
 
 local function control(path)
     if not client then
-        client = assert(require("ecs_metadata.core").client())
+        client = assert(require("ecs_metadata.core").http())
     end
     local url = helpers.endpoint() .. path
     local body, status = client:get(url)

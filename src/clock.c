@@ -1,9 +1,9 @@
 /*
- * clock.c -- core.now and core.sleep: a monotonic clock and a real sleep for
+ * clock.c -- core.now and core._sleep: a monotonic clock and a real sleep for
  * the Lua layer's timeouts, cache lifetimes and retry backoff, which plain
  * Lua cannot do (os.time has one-second steps and follows the wall clock).
  *
- * core.now_coarse is the same clock in steps of a few milliseconds (the
+ * core._now_coarse is the same clock in steps of a few milliseconds (the
  * kernel's tick), read without a hardware counter: cache lifetimes are
  * seconds, and every cache hit reads the clock, so the cheaper read wins.
  */
@@ -40,14 +40,14 @@ static int ecsm_now(lua_State *L)
     return 1;
 }
 
-/* core.now_coarse() -> as core.now, in steps of a few milliseconds. */
+/* core._now_coarse() -> as core.now, in steps of a few milliseconds. */
 static int ecsm_now_coarse(lua_State *L)
 {
     lua_pushnumber(L, (lua_Number)ecsm_coarse_now());
     return 1;
 }
 
-/* core.sleep(seconds): sleeps that long, resuming after signals. */
+/* core._sleep(seconds): sleeps that long, resuming after signals. */
 static int ecsm_sleep(lua_State *L)
 {
     lua_Number s = luaL_checknumber(L, 1);
@@ -63,8 +63,8 @@ static int ecsm_sleep(lua_State *L)
 
 static const luaL_Reg ecsm_clock_functions[] = {
     {"now", ecsm_now},
-    {"now_coarse", ecsm_now_coarse},
-    {"sleep", ecsm_sleep},
+    {"_now_coarse", ecsm_now_coarse},
+    {"_sleep", ecsm_sleep},
     {NULL, NULL}
 };
 

@@ -44,7 +44,7 @@ int luaopen_ecs_metadata_core(lua_State *L)
                           curl_easy_strerror(curl_init_result));
 
     lua_newtable(L);
-    ecsm_client_register(L);
+    ecsm_http_register(L);
     ecsm_json_register(L);
     ecsm_file_register(L);
     ecsm_clock_register(L);

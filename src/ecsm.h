@@ -2,11 +2,11 @@
  * ecsm.h -- private interface between the files of ecs_metadata.core.
  *
  * core.c      luaopen_ecs_metadata_core: the module table, curl_global_init
- * client.c    the HTTP client object on one libcurl easy handle
+ * http.c      the HTTP object on one libcurl easy handle
  * decode.c    the JSON decoder (core.decode, core.null)
- * file.c      core.read_file
- * clock.c     core.now, core.now_coarse, core.sleep
- * memo.c      core.memo, the one-call cache cell of the module's functions
+ * file.c      core._read_file
+ * clock.c     core.now, core._now_coarse, core._sleep
+ * memo.c      core._memo, the one-call cache cell of the module's functions
  *
  * Everything here is hidden from the shared object's symbol table; only
  * luaopen_ecs_metadata_core is exported (see ECSM_EXPORT).
@@ -69,12 +69,12 @@ int ecsm_json_decode(lua_State *L, const char *s, size_t len,
 /* Adds decode and null to the module table at the top of the stack. */
 void ecsm_json_register(lua_State *L);
 
-/* ---- client.c ---- */
+/* ---- http.c ---- */
 
-#define ECSM_CLIENT_MT "ecs_metadata.client"
+#define ECSM_HTTP_MT "ecs_metadata.core.http"
 
-/* Adds client to the module table at the top of the stack. */
-void ecsm_client_register(lua_State *L);
+/* Adds http to the module table at the top of the stack. */
+void ecsm_http_register(lua_State *L);
 
 /* ---- file.c ---- */
 
@@ -86,7 +86,7 @@ void ecsm_file_register(lua_State *L);
 /* Adds now, now_coarse and sleep to the module table at the top of the stack. */
 void ecsm_clock_register(lua_State *L);
 
-/* Seconds on the coarse monotonic clock, the clock of core.now_coarse. */
+/* Seconds on the coarse monotonic clock, the clock of core._now_coarse. */
 double ecsm_coarse_now(void);
 
 /* ---- memo.c ---- */

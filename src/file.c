@@ -1,5 +1,5 @@
 /*
- * file.c -- core.read_file(path [, max_bytes]): a whole file as a string,
+ * file.c -- core._read_file(path [, max_bytes]): a whole file as a string,
  * for the container metadata file.
  *
  * The descriptor lives in a small userdata whose __gc closes it, so a memory
@@ -111,7 +111,7 @@ too_large:
 }
 
 static const luaL_Reg file_functions[] = {
-    {"read_file", read_file},
+    {"_read_file", read_file},
     {NULL, NULL}
 };
 

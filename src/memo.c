@@ -1,5 +1,5 @@
 /*
- * memo.c -- core.memo(fallback) -> get, set: a one-value cache cell whose
+ * memo.c -- core._memo(fallback) -> get, set: a one-value cache cell whose
  * hit is a single C call, for the module-level functions of the Lua layer
  * (ecs.task() and friends), which are called per request and usually
  * answered from the cache.
@@ -55,7 +55,7 @@ static int memo_set(lua_State *L)
     return 0;
 }
 
-/* core.memo(fallback) -> get, set */
+/* core._memo(fallback) -> get, set */
 static int memo_new(lua_State *L)
 {
     ecsm_memo *m;
@@ -75,7 +75,7 @@ static int memo_new(lua_State *L)
 }
 
 static const luaL_Reg ecsm_memo_functions[] = {
-    {"memo", memo_new},
+    {"_memo", memo_new},
     {NULL, NULL}
 };
 

@@ -21,7 +21,7 @@ local floor = math.floor
 local errors = require "ecs_metadata.errors"
 local discovery = require "ecs_metadata.discovery"
 local request = require "ecs_metadata.request"
-local transport_c = require "ecs_metadata.transport"
+local transport_c = require "ecs_metadata.transport.curl"
 
 local argerror = errors.argerror
 local endpoint = discovery.endpoint

@@ -38,7 +38,7 @@ local time = require "ecs_metadata.time"
 
 local getenv = discovery.getenv
 local scrub = errors.scrub
-local read_file = core.read_file
+local read_file = core._read_file
 
 local _M = {}
 

@@ -31,7 +31,7 @@ local _M = {
 local default      -- the default client, made on first use
 
 -- The module's sources answer a fresh result of the default client's
--- opts-less call from a cell of core.memo: a cached ecs.task() is one C
+-- opts-less call from a cell of core._memo: a cached ecs.task() is one C
 -- call. The client tells the cells what it caches (and drops) through
 -- _on_hot; anything else goes to the client.
 local cells = {}
@@ -53,7 +53,7 @@ local function get_default()
 end
 
 local function source(what)
-    local get, set = core.memo(function(opts)
+    local get, set = core._memo(function(opts)
         local c = default or get_default()
         return c[what](c, opts)
     end)

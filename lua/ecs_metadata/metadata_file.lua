@@ -20,7 +20,7 @@ local tostring = tostring
 
 local core = require "ecs_metadata.core"
 
-local read_file = core.read_file
+local read_file = core._read_file
 local decode = core.decode
 
 local _M = {}

@@ -117,7 +117,7 @@ function _M.json(c, o, method, url, body, name, headers)
             response_headers = false,
         }
         if headers then topts.headers = headers end
-        if name then topts.name = name end
+        if name then topts.label = name end
         if o.keep_null then topts.keep_null = true end
         if o.array_mt then topts.array_mt = o.array_mt end
         if o.max_depth then topts.max_depth = o.max_depth end

@@ -1,4 +1,4 @@
--- ecs_metadata.transport: the one interface through which the Lua layer does
+-- ecs_metadata.transport.curl: the one interface through which the Lua layer does
 -- HTTP, sleeps and reads the clock. Sources never call libcurl directly.
 --
 -- A transport object has two methods, with the C client's conventions:
@@ -25,18 +25,18 @@
 local core = require "ecs_metadata.core"
 
 local _M = {
-    _NAME = "ecs_metadata.transport",
+    _NAME = "ecs_metadata.transport.curl",
     now = core.now,
-    clock = core.now_coarse,
-    sleep = core.sleep,
+    clock = core._now_coarse,
+    sleep = core._sleep,
 }
 
-local core_client = core.client
+local core_http = core.http
 
 -- new{timeout=, connect_timeout=, max_bytes=, headers=} -> transport
 --                                                     | nil, msg, code
 function _M.new(opts)
-    return core_client(opts)
+    return core_http(opts)
 end
 
 return _M

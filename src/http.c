@@ -1,5 +1,5 @@
 /*
- * client.c -- the HTTP client object, "ecs_metadata.client": one libcurl
+ * http.c -- the HTTP object, "ecs_metadata.core.http": one libcurl
  * easy handle per object, so consecutive requests reuse the connection.
  *
  * Caveats:
@@ -67,7 +67,7 @@ typedef struct ecsm_applied {
     int plain_get;                     /* the handle is set up for a GET */
 } ecsm_applied;
 
-typedef struct ecsm_client {
+typedef struct ecsm_http {
     CURL *curl;                        /* NULL once closed */
     struct curl_slist *base_headers;   /* the client's own, always sent */
     struct curl_slist *call_headers;   /* a request's merged list, or NULL */
@@ -79,7 +79,7 @@ typedef struct ecsm_client {
     int too_large;
     int out_of_memory;
     char error[CURL_ERROR_SIZE];
-} ecsm_client;
+} ecsm_http;
 
 /* ===================================================================== */
 /* Buffers                                                                */
@@ -116,7 +116,7 @@ static void buf_free(ecsm_buf *b)
 
 static size_t on_body(char *p, size_t size, size_t n, void *ud)
 {
-    ecsm_client *c = ud;
+    ecsm_http *c = ud;
     size_t len = size * n;
 
     if (len > c->limit - c->body.len) {
@@ -142,7 +142,7 @@ static size_t on_body(char *p, size_t size, size_t n, void *ud)
 
 static size_t on_header(char *p, size_t size, size_t n, void *ud)
 {
-    ecsm_client *c = ud;
+    ecsm_http *c = ud;
     size_t len = size * n;
 
     /* A new status line starts a new response (after a 100 Continue). */
@@ -347,19 +347,19 @@ static void append_missing(lua_State *L, struct curl_slist **list,
 /* The client object                                                      */
 /* ===================================================================== */
 
-static ecsm_client *check_client(lua_State *L)
+static ecsm_http *check_http(lua_State *L)
 {
-    ecsm_client *c = luaL_checkudata(L, 1, ECSM_CLIENT_MT);
+    ecsm_http *c = luaL_checkudata(L, 1, ECSM_HTTP_MT);
 
     if (c->curl == NULL)
-        luaL_error(L, "attempt to use a closed client");
+        luaL_error(L, "attempt to use a closed http object");
     return c;
 }
 
 /* Frees everything the client holds; safe to run any number of times. */
-static int client_close(lua_State *L)
+static int http_close(lua_State *L)
 {
-    ecsm_client *c = luaL_checkudata(L, 1, ECSM_CLIENT_MT);
+    ecsm_http *c = luaL_checkudata(L, 1, ECSM_HTTP_MT);
 
     if (c->curl != NULL) {
         curl_easy_cleanup(c->curl);
@@ -376,19 +376,19 @@ static int client_close(lua_State *L)
     return 0;
 }
 
-static int client_tostring(lua_State *L)
+static int http_tostring(lua_State *L)
 {
-    ecsm_client *c = luaL_checkudata(L, 1, ECSM_CLIENT_MT);
+    ecsm_http *c = luaL_checkudata(L, 1, ECSM_HTTP_MT);
 
     if (c->curl == NULL)
-        lua_pushliteral(L, "ecs_metadata.client (closed)");
+        lua_pushliteral(L, "ecs_metadata.core.http (closed)");
     else
-        lua_pushfstring(L, "ecs_metadata.client (%p)", (void *)c);
+        lua_pushfstring(L, "ecs_metadata.core.http (%p)", (void *)c);
     return 1;
 }
 
 /* Options that never change over the handle's life. */
-static CURLcode set_fixed_options(ecsm_client *c)
+static CURLcode set_fixed_options(ecsm_http *c)
 {
     CURL *h = c->curl;
     CURLcode rc = CURLE_OK;
@@ -417,14 +417,14 @@ static CURLcode set_fixed_options(ecsm_client *c)
 }
 
 /*
- * core.client([opts]) -> client, or nil, message, "invalid_argument".
+ * core.http([opts]) -> http object, or nil, message, "invalid_argument".
  * The userdata exists, with its metatable and every field empty, before
  * anything is allocated, so a failure at any later step leaves nothing that
  * __gc cannot free.
  */
-static int client_new(lua_State *L)
+static int http_new(lua_State *L)
 {
-    ecsm_client *c;
+    ecsm_http *c;
     const char *bad;
     char bad_name[64];
     int opts = lua_isnoneornil(L, 1) ? 0 : 1;
@@ -435,7 +435,7 @@ static int client_new(lua_State *L)
     c = ecsm_newuserdata(L, sizeof *c);
     self = lua_gettop(L);
     memset(c, 0, sizeof *c);
-    luaL_getmetatable(L, ECSM_CLIENT_MT);
+    luaL_getmetatable(L, ECSM_HTTP_MT);
     lua_setmetatable(L, -2);
 
     c->defaults.timeout_ms = (long)(ECSM_DEFAULT_TIMEOUT * 1000);
@@ -444,7 +444,7 @@ static int client_new(lua_State *L)
     c->defaults.success_headers = 1;
     bad = read_settings(L, opts, &c->defaults);
     if (bad != NULL)
-        return ecsm_fail(L, ECSM_E_INVALID_ARGUMENT, "client: %s", bad);
+        return ecsm_fail(L, ECSM_E_INVALID_ARGUMENT, "http: %s", bad);
 
     if (opts) {
         lua_getfield(L, 1, "headers");
@@ -455,7 +455,7 @@ static int client_new(lua_State *L)
                                  bad_name, sizeof bad_name);
             if (bad != NULL) {
                 lua_pushfstring(L, bad, bad_name);
-                return ecsm_fail(L, ECSM_E_INVALID_ARGUMENT, "client: %s",
+                return ecsm_fail(L, ECSM_E_INVALID_ARGUMENT, "http: %s",
                                  lua_tostring(L, -1));
             }
         }
@@ -471,14 +471,14 @@ static int client_new(lua_State *L)
     return 1;
 }
 
-/* Pushes what a message calls the request: opts.name, or the url without
+/* Pushes what a message calls the request: opts.label, or the url without
  * user info and without its query. */
 static void push_label(lua_State *L, int opts, const char *url)
 {
     const char *scheme_end, *host, *at, *slash, *query;
 
     if (opts != 0) {
-        lua_getfield(L, opts, "name");
+        lua_getfield(L, opts, "label");
         if (lua_type(L, -1) == LUA_TSTRING)
             return;
         lua_pop(L, 1);
@@ -518,7 +518,7 @@ static int valid_method(const char *m)
     return i > 0 && i <= 16;
 }
 
-static const char *failure_code(CURLcode rc, const ecsm_client *c)
+static const char *failure_code(CURLcode rc, const ecsm_http *c)
 {
     switch (rc) {
     case CURLE_OPERATION_TIMEDOUT:
@@ -537,7 +537,7 @@ static const char *failure_code(CURLcode rc, const ecsm_client *c)
 
 /* Gives the handle the url, headers and settings of this request, each
  * only if it differs from what the handle already has. */
-static void apply_options(lua_State *L, ecsm_client *c, const char *url,
+static void apply_options(lua_State *L, ecsm_http *c, const char *url,
                           size_t url_len, const ecsm_settings *s)
 {
     ecsm_applied *a = &c->applied;
@@ -582,7 +582,7 @@ static void apply_options(lua_State *L, ecsm_client *c, const char *url,
  * and returns 3. Arguments: the url at index url_arg, a body (or NULL), and
  * an opts table at index opts (0 = none).
  */
-static int perform(lua_State *L, ecsm_client *c, const char *method,
+static int perform(lua_State *L, ecsm_http *c, const char *method,
                    int url_arg, const char *body, size_t body_len, int opts,
                    long *status, ecsm_settings *used)
 {
@@ -596,9 +596,9 @@ static int perform(lua_State *L, ecsm_client *c, const char *method,
 
     bad = read_settings(L, opts, &s);
     if (opts != 0) {
-        lua_getfield(L, opts, "name");
+        lua_getfield(L, opts, "label");
         if (!lua_isnil(L, -1) && lua_type(L, -1) != LUA_TSTRING)
-            option_type_error(L, "name", "string");
+            option_type_error(L, "label", "string");
         lua_pop(L, 1);
     }
     if (bad == NULL && (url_len != strlen(url) || !has_http_scheme(url)))
@@ -744,7 +744,7 @@ static void push_headers(lua_State *L, const ecsm_buf *head)
 /* Pushes the headers table, or nil for a 2xx answer when the request said
  * response_headers = false: building the table is a good part of what a
  * request costs in Lua, and only failures (Retry-After) usually need it. */
-static void push_response_headers(lua_State *L, const ecsm_client *c,
+static void push_response_headers(lua_State *L, const ecsm_http *c,
                                   long status, const ecsm_settings *used)
 {
     if (used->success_headers || status < 200 || status > 299)
@@ -754,7 +754,7 @@ static void push_response_headers(lua_State *L, const ecsm_client *c,
 }
 
 /* Frees a receive buffer that one big answer grew. */
-static void trim_buffers(ecsm_client *c)
+static void trim_buffers(ecsm_http *c)
 {
     if (c->body.cap > ECSM_KEEP_BUFFER)
         buf_free(&c->body);
@@ -769,7 +769,7 @@ static int opts_index(lua_State *L, int idx)
 }
 
 /* Runs a request and answers body, status, headers, or the failure. */
-static int answer(lua_State *L, ecsm_client *c, const char *method,
+static int answer(lua_State *L, ecsm_http *c, const char *method,
                   int url_arg, const char *body, size_t body_len, int opts)
 {
     long status = 0;
@@ -786,18 +786,18 @@ static int answer(lua_State *L, ecsm_client *c, const char *method,
     return 3;
 }
 
-/* client:get(url [, opts]) -> body, status, headers | nil, message, code */
-static int client_get(lua_State *L)
+/* http:get(url [, opts]) -> body, status, headers | nil, message, code */
+static int http_get(lua_State *L)
 {
-    ecsm_client *c = check_client(L);
+    ecsm_http *c = check_http(L);
 
     return answer(L, c, "GET", 2, NULL, 0, opts_index(L, 3));
 }
 
-/* client:request(method, url, body|nil [, opts]) -> as client:get */
-static int client_request(lua_State *L)
+/* http:request(method, url, body|nil [, opts]) -> as http:get */
+static int http_request(lua_State *L)
 {
-    ecsm_client *c = check_client(L);
+    ecsm_http *c = check_http(L);
     const char *method = luaL_checkstring(L, 2);
     size_t body_len = 0;
     const char *body = luaL_optlstring(L, 4, NULL, &body_len);
@@ -809,14 +809,14 @@ static int client_request(lua_State *L)
 }
 
 /*
- * client:get_json(url [, opts]) -> value, status, headers
+ * http:get_json(url [, opts]) -> value, status, headers
  *                                | nil, message, code
  *                                | nil, message, "bad_json", status, headers
  * Decodes straight from the receive buffer, whatever the status.
  */
-static int client_get_json(lua_State *L)
+static int http_get_json(lua_State *L)
 {
-    ecsm_client *c = check_client(L);
+    ecsm_http *c = check_http(L);
     int opts = opts_index(L, 3);
     ecsm_json_opts jopts;
     long status = 0;
@@ -846,39 +846,39 @@ static int client_get_json(lua_State *L)
     return 3;
 }
 
-static const luaL_Reg client_functions[] = {
-    {"client", client_new},
+static const luaL_Reg http_functions[] = {
+    {"http", http_new},
     {NULL, NULL}
 };
 
-static const luaL_Reg client_methods[] = {
-    {"get", client_get},
-    {"get_json", client_get_json},
-    {"request", client_request},
-    {"close", client_close},
+static const luaL_Reg http_methods[] = {
+    {"get", http_get},
+    {"get_json", http_get_json},
+    {"request", http_request},
+    {"close", http_close},
     {NULL, NULL}
 };
 
-static const luaL_Reg client_metamethods[] = {
-    {"__gc", client_close},
+static const luaL_Reg http_metamethods[] = {
+    {"__gc", http_close},
 #if LUA_VERSION_NUM >= 504
-    {"__close", client_close},
+    {"__close", http_close},
 #endif
-    {"__tostring", client_tostring},
+    {"__tostring", http_tostring},
     {NULL, NULL}
 };
 
-void ecsm_client_register(lua_State *L)
+void ecsm_http_register(lua_State *L)
 {
-    luaL_newmetatable(L, ECSM_CLIENT_MT);
-    ecsm_setfuncs(L, client_metamethods);
-    ecsm_newlib(L, client_methods);
+    luaL_newmetatable(L, ECSM_HTTP_MT);
+    ecsm_setfuncs(L, http_metamethods);
+    ecsm_newlib(L, http_methods);
     lua_setfield(L, -2, "__index");
-    lua_pushliteral(L, ECSM_CLIENT_MT);
+    lua_pushliteral(L, ECSM_HTTP_MT);
     lua_setfield(L, -2, "__name");
     lua_pop(L, 1);
 
-    ecsm_setfuncs(L, client_functions);
+    ecsm_setfuncs(L, http_functions);
     lua_pushnumber(L, ECSM_DEFAULT_TIMEOUT);
     lua_setfield(L, -2, "DEFAULT_TIMEOUT");
     lua_pushnumber(L, ECSM_DEFAULT_CONNECT_TIMEOUT);

@@ -1,4 +1,4 @@
--- The C client (ecs_metadata.core.client) against the real endpoint on
+-- The C client (ecs_metadata.core.http) against the real endpoint on
 -- loopback: fixtures byte for byte, every fault, connection reuse, proxies
 -- and redirects, options, and the object's life cycle.
 local helpers = require "spec.helpers"
@@ -18,7 +18,7 @@ describe("client:get", function()
   local c
 
   before_each(function()
-    c = assert(core.client())
+    c = assert(core.http())
   end)
 
   after_each(function()
@@ -73,7 +73,7 @@ describe("client:get", function()
     local _, s429, h429 = c:get(E .. "/fault/429", { response_headers = false })
     assert.are.equal(429, s429)
     assert.are.equal("1", h429["retry-after"])
-    local quiet = assert(core.client { response_headers = false })
+    local quiet = assert(core.http { response_headers = false })
     assert.is_nil(select(3, quiet:get(url)))
     assert.is_table(select(3, quiet:get(url, { response_headers = true })))
     assert.is_nil(select(3, quiet:get_json(url)))
@@ -134,7 +134,7 @@ describe("client:get", function()
       assert.is_nil(body)
       assert.are.equal("too_large", code)
       assert.matches("max_bytes %(100%)", msg)
-      local small = assert(core.client { max_bytes = 100 })
+      local small = assert(core.http { max_bytes = 100 })
       assert.are.equal("too_large", select(3, small:get(url)))
       assert.is_string(small:get(url, { max_bytes = 1e6 }))
       small:close()
@@ -154,7 +154,7 @@ describe("client:get", function()
     local url = E .. "/creds/full"
     assert.are.equal(401, select(2, c:get(url)))
     assert.are.equal(200, select(2, c:get(url, { headers = { Authorization = token } })))
-    local with = assert(core.client { headers = { Authorization = "wrong" } })
+    local with = assert(core.http { headers = { Authorization = "wrong" } })
     assert.are.equal(401, select(2, with:get(url)))
     assert.are.equal(200, select(2, with:get(url, { headers = { authorization = token } })))
     with:close()
@@ -168,11 +168,11 @@ describe("client:get", function()
     assert.is_nil(msg:find(token, 1, true))
   end)
 
-  it("names the request by opts.name, or by the url without user info and query", function()
+  it("names the request by opts.label, or by the url without user info and query", function()
     local _, msg = c:get("http://user:secret@127.0.0.1:1/path?token=secret", { timeout = 0.5 })
     assert.matches("GET http://127.0.0.1:1/path", msg, 1, true)
     assert.is_nil(msg:find("secret", 1, true))
-    _, msg = c:get("http://127.0.0.1:1/v2/credentials/abc", { name = "credentials endpoint" })
+    _, msg = c:get("http://127.0.0.1:1/v2/credentials/abc", { label = "credentials endpoint" })
     assert.matches("^GET credentials endpoint: ", msg)
     assert.is_nil(msg:find("abc", 1, true))
   end)
@@ -189,8 +189,8 @@ describe("client:get", function()
                             { connect_timeout = 0 }, { max_bytes = 0 }, { max_bytes = 1.5 } } do
       assert.are.equal("invalid_argument", select(3, c:get(E .. "/fault/empty", opts)))
     end
-    assert.are.equal("invalid_argument", select(3, core.client { timeout = -1 }))
-    assert.are.equal("invalid_argument", select(3, core.client { headers = { ["Bad Name"] = "x" } }))
+    assert.are.equal("invalid_argument", select(3, core.http { timeout = -1 }))
+    assert.are.equal("invalid_argument", select(3, core.http { headers = { ["Bad Name"] = "x" } }))
   end)
 
   it("raises on misuse", function()
@@ -199,15 +199,15 @@ describe("client:get", function()
     assert.has_error(function() c:get(E, { timeout = "3" }) end)
     assert.has_error(function() c:get(E, { headers = "x" }) end)
     assert.has_error(function() c:get(E, { headers = { 1 } }) end)
-    assert.has_error(function() c:get(E, { name = 1 }) end)
+    assert.has_error(function() c:get(E, { label = 1 }) end)
     assert.has_error(function() c:request("get", E) end)
-    assert.has_error(function() core.client("x") end)
-    assert.has_error(function() core.client { max_bytes = "1" } end)
+    assert.has_error(function() core.http("x") end)
+    assert.has_error(function() core.http { max_bytes = "1" } end)
   end)
 
   it("ignores proxies named in the environment", function()
     local script = ([[
-      local c = require("ecs_metadata.core").client()
+      local c = require("ecs_metadata.core").http()
       local body, status = c:get(%q)
       io.write(tostring(status), " ", tostring(body and #body))
     ]]):format(E .. "/fixtures/v4-task/docs-ec2-awsvpc-curltest.json")
@@ -224,7 +224,7 @@ end)
 describe("client:request", function()
   it("PUTs a body and the endpoint keeps it", function()
     helpers.reset()
-    local c = assert(core.client())
+    local c = assert(core.http())
     local url = E .. "/agent/default/task-protection/v1/state"
     local put = '{"ProtectionEnabled":true,"ExpiresInMinutes":5}'
     local body, status = c:request("PUT", url, put, {
@@ -244,7 +244,7 @@ describe("client:request", function()
 end)
 
 describe("client:get_json", function()
-  local c = assert(core.client())
+  local c = assert(core.http())
 
   it("decodes the answer, whatever its status", function()
     local doc, status, headers = c:get_json(E .. "/v4/ec2/task")
@@ -282,55 +282,55 @@ end)
 
 describe("the client object", function()
   it("can be closed any number of times, by close and by __gc", function()
-    local c = assert(core.client())
+    local c = assert(core.http())
     local gc = getmetatable(c).__gc
     gc(c)
     gc(c)
     c:close()
-    assert.are.equal("ecs_metadata.client (closed)", tostring(c))
-    assert.has_error(function() c:get(E) end, "attempt to use a closed client")
+    assert.are.equal("ecs_metadata.core.http (closed)", tostring(c))
+    assert.has_error(function() c:get(E) end, "attempt to use a closed http object")
   end)
 
   it("is closed by a to-be-closed variable on Lua 5.4", function()
     if _VERSION ~= "Lua 5.4" then
-      assert.is_nil(getmetatable(core.client()).__close)
+      assert.is_nil(getmetatable(core.http()).__close)
       return
     end
     local chunk = assert(load([[
       local core = ...
       local kept
       do
-        local c <close> = core.client()
+        local c <close> = core.http()
         kept = c
       end
       return kept
     ]]))
-    assert.are.equal("ecs_metadata.client (closed)", tostring(chunk(core)))
+    assert.are.equal("ecs_metadata.core.http (closed)", tostring(chunk(core)))
   end)
 
   it("is named after the module", function()
-    local c = core.client()
-    assert.matches("^ecs_metadata.client %(", tostring(c))
-    assert.are.equal("ecs_metadata.client", getmetatable(c).__name)
+    local c = core.http()
+    assert.matches("^ecs_metadata%.core%.http %(", tostring(c))
+    assert.are.equal("ecs_metadata.core.http", getmetatable(c).__name)
     c:close()
   end)
 end)
 
-describe("core.read_file", function()
+describe("core._read_file", function()
   it("reads a whole file", function()
     local path = helpers.fixture_root() .. "/metadata-file/docs-ready-bridge.json"
-    assert.are.equal(helpers.read("metadata-file/docs-ready-bridge.json"), core.read_file(path))
+    assert.are.equal(helpers.read("metadata-file/docs-ready-bridge.json"), core._read_file(path))
   end)
 
   it("fails with io_error or too_large", function()
-    local s, msg, code = core.read_file("/nonexistent/ecs-metadata.json")
+    local s, msg, code = core._read_file("/nonexistent/ecs-metadata.json")
     assert.is_nil(s)
     assert.are.equal("io_error", code)
     assert.matches("/nonexistent/ecs%-metadata%.json", msg)
-    assert.are.equal("io_error", select(3, core.read_file(helpers.fixture_root())))
+    assert.are.equal("io_error", select(3, core._read_file(helpers.fixture_root())))
     local path = helpers.fixture_root() .. "/metadata-file/docs-ready-bridge.json"
-    assert.are.equal("too_large", select(3, core.read_file(path, 10)))
-    assert.has_error(function() core.read_file(path, 0) end)
-    assert.has_error(function() core.read_file() end)
+    assert.are.equal("too_large", select(3, core._read_file(path, 10)))
+    assert.has_error(function() core._read_file(path, 0) end)
+    assert.has_error(function() core._read_file() end)
   end)
 end)
