@@ -52,7 +52,7 @@ build = {
     ["ecs_metadata.protection"] = "lua/ecs_metadata/protection.lua",
     ["ecs_metadata.request"] = "lua/ecs_metadata/request.lua",
     ["ecs_metadata.time"] = "lua/ecs_metadata/time.lua",
-    ["ecs_metadata.transport.curl"] = "lua/ecs_metadata/transport.lua",
+    ["ecs_metadata.transport.curl"] = "lua/ecs_metadata/transport/curl.lua",
   },
 }
 
