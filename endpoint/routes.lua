@@ -5,6 +5,7 @@ local cjson = require "cjson.safe"
 local util = require "util"
 local profiles = require "profiles"
 local faults = require "faults"
+local modes = require "modes"
 
 local M = {}
 
@@ -259,6 +260,7 @@ local function route(uri)
     if uri == "/_stats" then return stats() end
     if uri == "/_reset" then return reset() end
     if uri == "/_last_put" then return last_put() end
+    if uri == "/_mode" then return modes.set() end
 
     m1, m2 = uri:match("^/fixtures/([^/]+)/([^/]+)%.json$")
     if m1 then
@@ -315,8 +317,11 @@ function M.handle(role)
     local uri = ngx.var.uri
     if uri:sub(1, 2) ~= "/_" then
         count(uri, role)
+        if modes.apply() then
+            return
+        end
     end
-    return route(uri)
+    return route(modes.strip_chunked(uri))
 end
 
 return M

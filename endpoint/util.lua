@@ -3,6 +3,7 @@
 -- (so derived documents keep the fixture's exact text, big integers included).
 
 local cjson = require "cjson.safe"
+local modes = require "modes"
 
 local M = {}
 
@@ -48,14 +49,21 @@ function M.must_fixture(rel)
 end
 
 -- Send a whole response. Content-Length is always set, so keep-alive works.
+-- Under /chunked/ (modes.lua) the body goes out chunked instead.
 function M.send(status, body, content_type, headers)
     ngx.status = status
     ngx.header["Content-Type"] = content_type or "application/json"
-    ngx.header["Content-Length"] = #body
+    local chunk = modes.chunk_size()
+    if not chunk then
+        ngx.header["Content-Length"] = #body
+    end
     if headers then
         for k, v in pairs(headers) do
             ngx.header[k] = v
         end
+    end
+    if chunk then
+        return modes.send_chunked(body, chunk)
     end
     ngx.print(body)
 end
