@@ -82,9 +82,13 @@ local ROOT = (function()
 end)()
 M.ROOT = ROOT
 
--- Debian's lua-cjson for the 5.1 ABI (nginx's LuaJIT), on any architecture.
+-- Debian's lua-cjson for the 5.1 ABI (nginx's LuaJIT), on any architecture:
+-- this machine's own multiarch folder first (a cross build may have put
+-- another architecture's beside it).
 local function cjson_cpath()
-    local found = capture("ls /usr/lib/*/lua/5.1/cjson.so /usr/local/lib/lua/5.1/cjson.so "
+    local native = capture("gcc -dumpmachine 2>/dev/null")
+    local found = capture("ls /usr/lib/" .. native .. "/lua/5.1/cjson.so "
+                          .. "/usr/lib/*/lua/5.1/cjson.so /usr/local/lib/lua/5.1/cjson.so "
                           .. "2>/dev/null | head -n 1")
     if found == "" then
         error("lua-cjson for Lua 5.1 is not installed (apt-get install lua-cjson)", 3)
