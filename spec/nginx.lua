@@ -17,9 +17,11 @@
 --   n:url(path)          "http://127.0.0.1:PORT" .. path
 --   n:get(path, opts)    body, status, headers (the C client, core.http)
 --   n:get_json(path)     the same, decoded
+--   n:get_new(path)      the same on a new connection (so, some worker)
 --   n:log()              the error log's text so far
 --   n:errors()           its lines at level error, crit, alert or emerg
 --   n:stop()             stops this nginx (TERM to its master, by pid)
+--   nginx.wrk(url, o)    a bounded wrk run: requests/s, p50/p99, non-2xx
 --
 -- The config runs the checkout's Lua layer (lua/) and the LuaJIT build of
 -- the C core (build/luajit, `make LUA=luajit`), whatever Lua runs busted;
@@ -297,6 +299,15 @@ function Nginx:get_json(path, opts)
     return self.http:get_json(self:url(path), opts)
 end
 
+-- A GET on a new connection: with reuseport, the kernel hands each new
+-- connection to some worker, so consecutive calls reach different ones.
+function Nginx:get_new(path, opts)
+    local c = assert(core.http { timeout = 10 })
+    local body, status, headers = c:get(self:url(path), opts)
+    c:close()
+    return body, status, headers
+end
+
 function Nginx:log()
     return read_file(self.dir .. "/error.log") or ""
 end
@@ -349,5 +360,38 @@ function Nginx:stop()
 end
 
 Nginx.__gc = Nginx.stop
+
+-- Durations wrk prints ("812.00us", "1.20ms", "2.01s") in milliseconds.
+local function wrk_ms(s)
+    local n, unit = s:match("^([%d.]+)(%a+)$")
+    n = tonumber(n)
+    if not n then
+        return nil
+    end
+    return n * ({ us = 0.001, ms = 1, s = 1000, m = 60000 })[unit]
+end
+
+-- wrk(url, {seconds = 2, connections = 16, threads = 2}) runs Debian's wrk
+-- (bounded: at most 12 s) and answers { requests, rps, p50, p99 (ms),
+-- non2xx, errors, text }.
+function M.wrk(url, o)
+    o = o or {}
+    local seconds = math.min(o.seconds or 2, 12)
+    local cmd = ("env -u LD_PRELOAD wrk --latency -t%d -c%d -d%ds %s 2>&1"):format(
+        o.threads or 2, o.connections or 16, seconds, shell_quote(url))
+    local text = capture(cmd)
+    local r = { text = text }
+    r.requests = tonumber(text:match("(%d+) requests in"))
+    r.rps = tonumber(text:match("Requests/sec:%s*([%d.]+)"))
+    r.p50 = wrk_ms(text:match("\n%s*50%%%s+(%S+)") or "")
+    r.p99 = wrk_ms(text:match("\n%s*99%%%s+(%S+)") or "")
+    r.non2xx = tonumber(text:match("Non%-2xx or 3xx responses:%s*(%d+)")) or 0
+    local c, rd, w, t = text:match("Socket errors: connect (%d+), read (%d+), write (%d+), timeout (%d+)")
+    r.errors = c and (tonumber(c) + tonumber(rd) + tonumber(w) + tonumber(t)) or 0
+    if not r.requests or not r.rps then
+        error("spec/nginx: wrk printed no figures:\n" .. text, 2)
+    end
+    return r
+end
 
 return M

@@ -32,8 +32,10 @@
 --    lua_socket_buffer_size bytes, 4 KiB by default: raise it in nginx.conf
 --    for documents of megabytes.)
 --  * A pooled connection the server has closed meanwhile fails at once;
---    such a request is sent again once on a fresh connection, like libcurl
---    does, but only when nothing of an answer had arrived.
+--    such a request is sent again once, on a new connection (closed after
+--    its answer), like libcurl does, but only when nothing of an answer had
+--    arrived. A server that accepts and hangs up at once is therefore asked
+--    twice when a pooled connection to it was taken.
 --  * Redirects are answers (never followed); only http and https are spoken;
 --    https verifies the server's certificate against
 --    lua_ssl_trusted_certificate, which nginx.conf must then declare.
@@ -534,8 +536,9 @@ local function fail(code, method, label, cause)
     return nil, method .. " " .. label .. ": " .. cause, code
 end
 
--- Connects (or takes a pooled connection). sock or nil, code, cause.
-local function connect(scheme, host, port, deadline, connect_timeout)
+-- Connects (or takes a pooled connection; never with `fresh`, which is for
+-- sending again after a pooled one failed). sock or nil, code, cause.
+local function connect(scheme, host, port, deadline, connect_timeout, fresh)
     local sock = tcp()
     local left = deadline - ngx_now()
     local limit = connect_timeout < left and connect_timeout or left
@@ -544,6 +547,10 @@ local function connect(scheme, host, port, deadline, connect_timeout)
     end
     sock:settimeout(ms(limit))
     local pool = scheme .. "://" .. host .. ":" .. port
+    if fresh then
+        -- Nothing is ever put back into this pool: it is always empty.
+        pool = pool .. "#fresh"
+    end
     local popts = pool_options[pool]
     if not popts then
         popts = { pool = pool }
@@ -778,9 +785,10 @@ local function perform(self, method, url, body, opts, level)
 
     update_time()
     local deadline = ngx_now() + s.timeout
-    for _ = 1, 3 do
+    local fresh = false
+    while true do
         local sock, code, cause = connect(scheme, host, port, deadline,
-                                          s.connect_timeout)
+                                          s.connect_timeout, fresh)
         if not sock then
             return fail(code, method, label, cause)
         end
@@ -788,7 +796,7 @@ local function perform(self, method, url, body, opts, level)
         local ok, status, h, answer, reusable =
             exchange(sock, r, method, request, s.max_bytes, s.timeout)
         if ok then
-            if reusable then
+            if reusable and not fresh then
                 sock:setkeepalive(KEEPALIVE_MS, POOL_SIZE)
             else
                 sock:close()
@@ -796,13 +804,13 @@ local function perform(self, method, url, body, opts, level)
             return answer, status, h, s.response_headers
         end
         sock:close()
-        -- ok is false: status, h, answer are code, cause, retryable
-        if not answer then
+        -- ok is false: status, h, answer are code, cause, retryable. Once
+        -- only, and on a new connection: another pooled one may be as dead.
+        if not answer or fresh then
             return fail(status, method, label, h)
         end
+        fresh = true
     end
-    return fail("unreachable", method, label, "every pooled connection "
-        .. "was closed by the server")
 end
 
 -- t:request(method, url, body|nil [, opts]) -> body, status, headers
