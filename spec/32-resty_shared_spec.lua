@@ -21,15 +21,16 @@ local HTTP = [[
         function FETCH(args)
             local url = "@ENDPOINT@" .. args.path
             local expires = tonumber(args.expires)
+            local ttl = tonumber(args.ttl) or 1
             local policy = {
-                ttl = tonumber(args.ttl) or 1,
+                -- With expires, the ttl is capped like credentials' one.
+                ttl = expires and function() return ttl, expires - ngx.now() end or ttl,
                 error_ttl = tonumber(args.error_ttl),
                 stale_ttl = tonumber(args.stale_ttl),
                 timeout = tonumber(args.timeout) or 1,
-                decode = core.decode,
+                decode = function(raw) return core.decode(raw) end,
                 share = args.share ~= "0",
                 name = "spec",
-                expires = expires and function() return expires end,
             }
             return CACHE:fetch(url, policy, function()
                 ngx.shared.spec_counts:incr("fetches", 1, 0)

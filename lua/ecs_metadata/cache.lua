@@ -21,9 +21,13 @@
 --  but within policy.stale_ttl is answered when a fetch fails, with the
 --  failure's message and code after the value: value, msg, code.
 --
--- A backend that stores strings (an nginx shared dict, through
--- policy.shared) plugs in at fetch(): it sees the serialized document and
--- keeps the tables per process.
+-- Under nginx, fetch() hands what it would fetch to the nginx cache
+-- (resty/shared.lua, set with use_resty), which shares serialized documents
+-- across workers through a lua_shared_dict, keeps the tables per worker,
+-- and knows which phases may do I/O. Cells are still fed here, so a fresh
+-- ecs.task() stays one C call there too. Only policies that allow it go
+-- there (not policy.resty == false: the metadata file, read locally), and
+-- only with a ttl (a call asking for no caching fetches as everywhere).
 --
 -- Caveats:
 --  * A hit returns the very table stored: results are shared and must be
@@ -39,6 +43,8 @@ local core = require "ecs_metadata.core"
 
 local memo = core._memo
 local clock = core._now_coarse
+
+local ngx = rawget(_G, "ngx")
 
 local _M = {}
 local mt = { __index = _M }
@@ -111,7 +117,43 @@ end
 function _M:drop(key, name)
     self.entries[key] = nil
     self.failures[key] = nil
+    if self.resty then
+        self.resty:drop(key)
+    end
     feed(self, name, nil, 0)
+end
+
+-- Under nginx: the cache of resty/shared.lua, which fetch() then goes
+-- through (see the header).
+function _M:use_resty(r)
+    self.resty = r
+end
+
+-- In init_by_lua (the master), what is fetched goes into the shared dict
+-- and the master's own tables, never into cells: every worker inherits the
+-- cells by fork and would answer from them before it had looked at its own
+-- environment (where a missing `env` line must show at once).
+local function in_master()
+    return ngx ~= nil and ngx.get_phase() == "init"
+end
+
+local function resty_fetch(self, key, policy, fetch)
+    local v, fetched_at, stale, msg, code = self.resty:fetch(key, policy, fetch)
+    if v == nil then
+        return nil, fetched_at, stale, msg       -- nil, msg, code, status
+    end
+    if stale == "error" then
+        return v, msg, code
+    end
+    local ttl = policy.ttl
+    if stale == nil and policy.cell and type(ttl) == "number"
+       and not in_master() then
+        local left = fetched_at + ttl - ngx.now()
+        if left > 0 then
+            feed(self, policy.cell, v, left)
+        end
+    end
+    return v
 end
 
 -- Forgets everything. (Tables are emptied, not replaced.)
@@ -120,6 +162,9 @@ function _M:clear()
         for k in pairs(t) do
             t[k] = nil
         end
+    end
+    if self.resty then
+        self.resty:clear()
     end
     for _, list in pairs(self.setters) do
         for i = 1, #list do
@@ -137,9 +182,15 @@ end
 --   policy.error_ttl  seconds a failure is answered again without asking
 --   policy.cell       the source name whose cells get a fresh value
 --   fetch()           -> value | nil, msg, code, status (a request)
+--   under nginx also (see resty/shared.lua): policy.decode (then fetch(true)
+--   answers the raw body, for the shared dict), policy.timeout,
+--   policy.share, policy.name
 function _M:fetch(key, policy, fetch)
-    local now = clock()
     local ttl = policy.ttl
+    if self.resty and ttl ~= 0 and policy.resty ~= false then
+        return resty_fetch(self, key, policy, fetch)
+    end
+    local now = clock()
     local e = self.entries[key]
     -- A call that asks for no caching (ttl 0) skips fresh copies, not
     -- stale ones: those only ever answer a failure.

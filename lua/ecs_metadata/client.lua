@@ -24,6 +24,7 @@ local pairs = pairs
 local ipairs = ipairs
 local setmetatable = setmetatable
 
+local core = require "ecs_metadata.core"
 local cache = require "ecs_metadata.cache"
 local discovery = require "ecs_metadata.discovery"
 local errors = require "ecs_metadata.errors"
@@ -31,11 +32,20 @@ local options = require "ecs_metadata.options"
 local request = require "ecs_metadata.request"
 local transport = require "ecs_metadata.transport"
 
+local decode = core.decode
+local prepare = transport.prepare
 local argerror = errors.argerror
 local endpoint = discovery.endpoint
 local make_url = discovery.url
 local call_settings = options.call
 local ttl_of = options.ttl_of
+
+-- Under nginx (OpenResty, or nginx's Lua module): the worker's pid, and
+-- the cache that knows nginx (resty/shared.lua).
+local ngx = rawget(_G, "ngx")
+local under_nginx = type(ngx) == "table" and type(ngx.shared) == "table"
+    and ngx.get_phase ~= nil
+local worker_pid = under_nginx and ngx.worker.pid or nil
 
 local _M = { _NAME = "ecs_metadata.client" }
 local mt = { __index = _M }
@@ -48,6 +58,10 @@ local SOURCES = {
     "container", "task", "task_with_tags", "container_stats", "task_stats",
 }
 _M.SOURCES = SOURCES
+local IS_SOURCE = {}
+for _, what in ipairs(SOURCES) do
+    IS_SOURCE[what] = true
+end
 
 -- What the cache may do for each function: answer a stale copy when a fetch
 -- fails (metadata yes; stats and protection never: an old number is a
@@ -81,12 +95,31 @@ end
 -- The cache policy of a call of `what` with settings o (see cache.fetch).
 -- Calls without options share one policy per function, which also feeds
 -- the function's cells.
+-- Under nginx, a source's documents are kept serialized in the shared dict
+-- and decoded in each worker with the client's decoder options.
+local function decoder(what, o)
+    local dopts = { keep_null = o.keep_null, array_mt = o.array_mt,
+                    max_depth = o.max_depth }
+    return function(raw, url)
+        local v, msg, code = decode(raw, dopts)
+        if v == nil then
+            return nil, what .. ": GET " .. prepare(url) .. ": " .. msg, code
+        end
+        return v
+    end
+end
+
 local function make_policy(what, o)
     local traits = TRAITS[what]
     return {
         ttl = ttl_of(o, what),
         error_ttl = traits.negative and o.error_ttl or 0,
         stale_ttl = traits.stale and o.stale_ttl or 0,
+        -- For the nginx cache (resty/shared.lua).
+        timeout = o.timeout,
+        name = what,
+        decode = IS_SOURCE[what] and decoder(what, o) or nil,
+        resty = what ~= "metadata_file",
     }
 end
 
@@ -137,7 +170,29 @@ function _M.new(opts, fname, own)
     for name, method in pairs(source_methods) do
         self[name] = self._cache:cell(name, method, self)
     end
+    if under_nginx then
+        local ok2, msg2 = _M._use_nginx(self, opts, fname)
+        if not ok2 then
+            return nil, msg2, "invalid_argument"
+        end
+    end
     return self
+end
+
+-- Under nginx: the client's results go through resty/shared.lua, shared by
+-- every worker through the lua_shared_dict `shared_dict` when nginx.conf
+-- declares it (an explicitly named one must exist).
+function _M._use_nginx(self, opts, fname)
+    local shared = require "ecs_metadata.resty.shared"
+    local name = self.settings.shared_dict
+    local dict = name and shared.dict(name) or nil
+    if name and not dict and opts.shared_dict ~= nil then
+        return nil, fname .. ": no lua_shared_dict '" .. name .. "' in "
+            .. "nginx.conf (declare `lua_shared_dict " .. name .. " 1m;` "
+            .. "in its http block)"
+    end
+    self._cache:use_resty(shared.new(dict))
+    return true
 end
 
 -- Feeds a cell of the module's own (ecs.task() over the default client,
@@ -169,15 +224,20 @@ end
 -- Discovery
 -- ===================================================================
 
--- The client's own endpoint, found once.
+-- The client's own endpoint, found once per process: under nginx a worker
+-- looks at its own environment again, since what the master found in
+-- init_by_lua may not be there (nginx hides every variable nginx.conf does
+-- not name with `env`).
 local function own_endpoint(self)
     local d = self._disc
-    if d == nil then
+    local pid = worker_pid and worker_pid()
+    if d == nil or d.pid ~= pid then
         local s = self.settings
         local base, version, code = endpoint(s.env, s.version,
                                              s.link_local_url)
-        d = { base = base, version = version, code = code }
+        d = { base = base, version = version, code = code, pid = pid }
         self._disc = d
+        self._urls = {}
     end
     if d.base then
         return d.base, d.version
@@ -246,13 +306,53 @@ local function fetch(self, what, opts)
         end
     end
     return self._cache:fetch(url, self:policy(what, o),
-        function()
-            local v, msg, c, status = request.json(self, o, "GET", url)
+        function(raw)
+            -- raw: the nginx cache stores the body as it came.
+            local v, msg, c, status = (raw and request.raw or request.json)(
+                self, o, "GET", url)
             if v == nil then
                 return nil, what .. ": " .. msg, c, status
             end
             return v
         end)
+end
+
+-- Refreshes `what` (a source, called without options) through the nginx
+-- cache unless the node's document is younger than min_age: for
+-- refresh_every's timer. true | false | nil, msg, code.
+function _M:_refresh(what, min_age)
+    local r = self._cache.resty
+    if not r then
+        return nil, what .. ": refresh_every works under nginx only",
+            "invalid_argument"
+    end
+    local base, version, code = own_endpoint(self)
+    if not base then
+        return nil, what .. ": " .. version, code
+    end
+    if version == "file" then
+        return nil, what .. ": the only source here is the container "
+            .. "metadata file, which refresh_every does not read",
+            "invalid_argument"
+    end
+    local url = self._urls[what]
+    if not url then
+        local err
+        url, err, code = make_url(base, version, what, nil)
+        if not url then
+            return nil, err, code
+        end
+        self._urls[what] = url
+    end
+    local o = self.settings
+    return r:refresh(url, self:policy(what, o), function(raw)
+        local v, msg, c, status = (raw and request.raw or request.json)(
+            self, o, "GET", url)
+        if v == nil then
+            return nil, what .. ": " .. msg, c, status
+        end
+        return v
+    end, min_age)
 end
 
 for _, what in ipairs(SOURCES) do

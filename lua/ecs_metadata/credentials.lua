@@ -252,7 +252,9 @@ local function locate(o)
     local full = getenv(env, FULL)
     if not full then
         return nil, "credentials: not on ECS: neither " .. RELATIVE
-            .. " nor " .. FULL .. " is set", "not_on_ecs"
+            .. " nor " .. FULL .. " is set"
+            .. discovery.env_hint(env, { RELATIVE, FULL, TOKEN, TOKEN_FILE }),
+            "not_on_ecs"
     end
     if not allowed_full_uri(full) then
         return nil, "credentials: " .. FULL .. " must be an http or https "

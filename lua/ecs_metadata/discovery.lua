@@ -23,7 +23,28 @@ local find = string.find
 
 local transport = require "ecs_metadata.transport"
 
+local concat = table.concat
+
 local _M = {}
+
+-- Under nginx a worker sees only the variables nginx.conf names with `env`
+-- (the master, in init_by_lua, sees them all): a not_on_ecs there says
+-- which lines to add. Nothing is said when the caller gave opts.env.
+local ngx = rawget(_G, "ngx")
+local under_nginx = type(ngx) == "table" and ngx.get_phase ~= nil
+
+function _M.env_hint(env, names)
+    if env ~= nil or not under_nginx then
+        return ""
+    end
+    local lines = {}
+    for i, name in ipairs(names) do
+        lines[i] = "env " .. name .. ";"
+    end
+    return " (nginx passes a variable to its workers only when nginx.conf "
+        .. "declares it: add `" .. concat(lines, " ") .. "` to its main "
+        .. "context)"
+end
 
 _M.DEFAULT_LINK_LOCAL_URL = "http://169.254.170.2"
 
@@ -105,8 +126,8 @@ function _M.endpoint(env, version, link_local_url)
         local name = ENV[version]
         local v = lookup(env, name)
         if not v then
-            return nil, "not on ECS: " .. name .. " is not set",
-                   "not_on_ecs"
+            return nil, "not on ECS: " .. name .. " is not set"
+                .. _M.env_hint(env, { name }), "not_on_ecs"
         end
         if version == "file" then
             return v, "file"
@@ -133,7 +154,8 @@ function _M.endpoint(env, version, link_local_url)
         return v, "file"
     end
     return nil, "not on ECS: none of " .. ENV.v4 .. ", " .. ENV.v3 .. " or "
-        .. ENV.file .. " is set", "not_on_ecs"
+        .. ENV.file .. " is set"
+        .. _M.env_hint(env, { ENV.v4, ENV.v3, ENV.file }), "not_on_ecs"
 end
 
 -- url(base, version, what, container_id) -> url | nil, msg, code

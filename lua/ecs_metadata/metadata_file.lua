@@ -69,7 +69,9 @@ end
 local function read_ready(o, path)
     local mod = transport.module(o)
     local now, sleep = mod.now, mod.sleep
-    local deadline = now() + (o.wait or 0)
+    -- Where nothing may wait (nginx's log phase...), the file is read as it
+    -- is now.
+    local deadline = now() + (mod.no_wait and 0 or (o.wait or 0))
     local torn = 0
     while true do
         local doc, msg, code = read_once(path, o)

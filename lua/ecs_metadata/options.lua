@@ -136,6 +136,19 @@ local SPEC = {
                   check = whole(1, MAX_DEPTH) },
     headers = { types = "table", scope = "client",
                 check = transport.check_headers },
+    -- Under nginx: the lua_shared_dict the client's results are shared
+    -- through (false: none, each worker keeps its own), and whether
+    -- credentials may go there too.
+    shared_dict = { types = "string|boolean", scope = "client",
+                    default = "ecs_metadata",
+                    check = function(v)
+                        if v == true or v == "" then
+                            return "must be the name of a lua_shared_dict, "
+                                .. "or false"
+                        end
+                    end },
+    shared_credentials = { types = "boolean", scope = "client",
+                           default = false },
     container_id = { types = "string", scope = "call" },
     wait = { types = "number", scope = "call",
              check = function(v)

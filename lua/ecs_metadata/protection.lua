@@ -34,8 +34,8 @@ _M.PATH = PATH
 local function state_url(o, fname)
     local v = getenv(o.env, "ECS_AGENT_URI")
     if not v then
-        return nil, fname .. ": not on ECS: ECS_AGENT_URI is not set",
-               "not_on_ecs"
+        return nil, fname .. ": not on ECS: ECS_AGENT_URI is not set"
+            .. discovery.env_hint(o.env, { "ECS_AGENT_URI" }), "not_on_ecs"
     end
     local base, msg, code = discovery.base_url("ECS_AGENT_URI", v)
     if not base then

@@ -84,16 +84,21 @@ local function gave_up(msg, code, status, attempts)
 end
 
 -- One attempt. Returns value, status, headers on any HTTP answer with a
--- JSON body; nil, msg, code[, status, headers] otherwise.
-local function attempt(t, method, url, body, topts)
-    if method == "GET" then
+-- JSON body; nil, msg, code[, status, headers] otherwise. With `raw`, a 2xx
+-- answer's value is its body as it came (other answers are still decoded,
+-- for what the agent said).
+local function attempt(t, method, url, body, topts, raw)
+    if method == "GET" and not raw then
         return exchange(t, method, url, nil, topts)
     end
-    local raw, status, headers = exchange(t, method, url, body, topts)
-    if raw == nil then
+    local got, status, headers = exchange(t, method, url, body, topts, true)
+    if got == nil then
         return nil, status, headers
     end
-    local v, msg, code = decode(raw, topts)
+    if raw and status >= 200 and status < 300 then
+        return got, status, headers
+    end
+    local v, msg, code = decode(got, topts)
     if v == nil then
         return nil, method .. " " .. topts.label .. ": " .. msg, code, status,
                headers
@@ -113,7 +118,7 @@ end
 --   how   nil, or { label = what messages call the url (default: the url,
 --         redacted), headers = extra request headers, secrets = what no
 --         message may contain }
-function _M.json(c, o, method, url, body, how)
+local function run(c, o, method, url, body, how, raw)
     local t, mod, code0 = for_call(c, o)
     if not t then
         return nil, mod, code0
@@ -161,7 +166,7 @@ function _M.json(c, o, method, url, body, how)
         if o.keep_null then topts.keep_null = true end
         if o.array_mt then topts.array_mt = o.array_mt end
         if o.max_depth then topts.max_depth = o.max_depth end
-        local v, s, h, x4, x5 = attempt(t, method, url, body, topts)
+        local v, s, h, x4, x5 = attempt(t, method, url, body, topts, raw)
         local status, rheaders, msg, code
         if v == nil then                 -- nil, msg, code[, status, headers]
             msg, code, status, rheaders = s, h, x4, x5
@@ -198,6 +203,18 @@ function _M.json(c, o, method, url, body, how)
         last_msg, last_status = msg, status
         sleep(wait)
     end
+end
+
+function _M.json(c, o, method, url, body, how)
+    return run(c, o, method, url, body, how, false)
+end
+
+-- raw(c, o, method, url, body, how) -> body, status, headers
+--                                    | nil, msg, code, status
+-- As json, but a 2xx answer is its body as it came, not decoded: what the
+-- shared cache under nginx stores (decoded once per worker).
+function _M.raw(c, o, method, url, body, how)
+    return run(c, o, method, url, body, how, true)
 end
 
 return _M

@@ -1,65 +1,67 @@
--- ecs_metadata.resty.shared: the cross-worker cache for OpenResty/nginx, in
--- a lua_shared_dict (by default `lua_shared_dict ecs_metadata 1m;`), so that
--- a whole node asks the endpoint at most once per TTL per url.
+-- ecs_metadata.resty.shared: the cache of a client under OpenResty/nginx.
+-- With a lua_shared_dict (by default `lua_shared_dict ecs_metadata 1m;`) it
+-- is shared by every worker of the node, so that the node asks the endpoint
+-- at most once per TTL per url; without one, or for what must stay out of
+-- shared memory, it is the worker's own. Either way it knows nginx's phases:
+-- a fetch happens only where I/O may (resty/phase.lua).
 --
 --   local shared = require "ecs_metadata.resty.shared"
---   local dict = shared.dict()            -- ngx.shared.ecs_metadata, or nil
---   local cache = shared.new(dict)
---   local v, fetched_at, stale = cache:fetch(key, policy, fetch_raw)
---                          -- | nil, msg, code, status
---   cache:refresh(key, policy, fetch_raw, min_age) -> fetched?
---   cache:drop(key); cache:clear()
+--   local cache = shared.new(shared.dict())      -- or shared.new(nil)
+--   cache:fetch(key, policy, fetch)
+--       -> value, fetched_at, stale[, msg, code]
+--        | nil, msg, code, status
+--   cache:refresh(key, policy, fetch, min_age) -> true | false | nil, msg, code
+--   cache:drop(key), cache:clear(), cache:peek(key)
 --
--- key is what identifies the document on the node (the url). fetch_raw()
--- does the request (with retries) and answers the raw 2xx body, or nil, msg,
--- code, status; it is called by one worker of the node at a time, and only
--- where a fetch may happen (see resty/phase.lua): in "yield" phases
--- (cosockets) and in "block" (init_by_lua, curl). policy:
---   ttl        seconds a document is fresh (> 0)
---   error_ttl  seconds a failure is answered to every worker without asking
---              again (negative cache; default 1, 0 = none)
---   stale_ttl  stale-if-error: on a failure, a document up to ttl + stale_ttl
---              old is answered instead (default 0; never give it for stats
---              or protection)
---   timeout    the longest a fetch_raw() can take (default 3): the refresh
---              lock lives that long plus a second, and a worker without
---              any document waits that long for another's fetch
---   decode     function(raw) -> value | nil, msg, code (required); a body it
---              refuses is a failure and is not stored
---   expires    optional function(value) -> epoch seconds after which the
---              value is never answered, stale or not (credentials)
---   share      false: this worker only, nothing in the dict (credentials,
---              unless the user opts in)
+-- key identifies the document on the node (its url). policy:
+--   ttl        seconds a document is fresh, or function(value) -> ttl, cap
+--              (seconds from now; cap: past it the value is never answered,
+--              stale or not: credentials' Expiration). A ttl <= 0 from the
+--              function: answered, not kept.
+--   error_ttl  seconds a failure is answered again without asking (negative
+--              cache; default 1, 0 = none)
+--   stale_ttl  stale-if-error: on a failure, a document up to this long past
+--              its freshness is answered, with the failure's msg and code
+--              after it (default 0; the client gives none for stats or
+--              protection)
+--   timeout    the longest a fetch can take (default 3): the refresh lock
+--              lives that long plus a second, a worker without a document
+--              waits that long for another's fetch, and a past-ttl document
+--              is answered that long while another worker fetches its
+--              successor (stale-while-revalidate)
+--   decode     function(raw, key) -> value | nil, msg, code. With it,
+--              fetch is called as fetch(true) and answers the raw 2xx body,
+--              which goes into the dict (unless share = false or there is
+--              none); without it fetch() answers the value, which stays in
+--              the worker.
+--   share      false: this worker only (credentials, unless the user opts in)
 --   name       what this cache's own messages start with (the function)
+-- fetch(raw) -> raw body (or value) | nil, msg, code, status: one request, with
+-- its retries. It runs in one worker of the node at a time, and only where
+-- I/O may happen: in a phase with cosockets, or in init_by_lua (blocking).
 --
--- Answers: value, fetched_at (epoch seconds of the fetch, ngx.now()), and
--- stale: nil when fresh, "updating" when the document is past its ttl and
--- another worker is fetching its successor, "error" for stale-if-error.
---
--- Per worker (per cache object) the decoded tables are kept, with the time
--- of the fetch they came from; the dict holds the serialized document and
--- that time, so a worker whose table is older than the dict's document
--- decodes the newer one. One worker refreshes an entry: the one that takes
--- the lock, a key added with an expiry (shdict:add is atomic across
--- workers); the others answer what they have meanwhile
--- (stale-while-revalidate, for at most `timeout` past the ttl), or, with
--- nothing at all, wait for the fetch, up to `timeout`. In phases that
--- cannot do I/O, a miss answers nil, msg, "not_ready" and the fetch is
--- scheduled in a zero-delay timer (one per key and worker at a time).
+-- Answers: value, fetched_at (epoch seconds, ngx.now(), of the fetch), and
+-- stale: nil when fresh, "updating" when past its ttl while another worker
+-- fetches its successor, "error" for stale-if-error (then msg, code). In a
+-- phase without I/O a miss answers nil, msg, "not_ready" and a zero-delay
+-- timer fetches (one per key and worker at a time).
 --
 -- Dict keys: "b:" .. key  "<fetched_at>\n<raw body>"
 --            "e:" .. key  "<code>\n<status>\n<message>" (expires: error_ttl)
 --            "l:" .. key  the lock holder's token (expires: timeout + 1)
+-- A lock is an shdict:add (atomic across workers) with an expiry, so a
+-- worker that dies holding it holds it no longer than that. Each worker
+-- keeps the decoded tables with the time of the fetch they came from: a
+-- newer document in the dict replaces them, and is decoded once per worker.
 --
 -- Caveats:
---  * Times are ngx.now(), the wall clock nginx caches per event-loop turn:
---    the same for every worker, and comparable with credentials'
+--  * Times are ngx.now(), the wall clock nginx caches per turn of its event
+--    loop: the same in every worker, comparable with credentials'
 --    Expiration.
---  * Results are shared, read-only tables, as everywhere in this module.
 --  * clear() empties the whole dict: give the cache a dict of its own.
---  * A dict that is full drops the oldest entries (nginx's LRU) or refuses
---    a document; then the worker keeps its own copy and says so once in
---    the error log.
+--  * A full dict drops its oldest entries (nginx's LRU) or refuses a
+--    document; then each worker keeps its own copy, and the error log says
+--    so once per worker.
 
 local ngx = rawget(_G, "ngx")
 if type(ngx) ~= "table" or type(ngx.shared) ~= "table" then
@@ -101,27 +103,73 @@ local LOCK_MARGIN = 1          -- seconds a lock outlives the longest fetch
 local WAIT_FIRST = 0.002       -- first pause of a waiting worker, doubling
 local WAIT_MAX = 0.05          -- ... up to this
 
-local cache = {}
-local cache_mt = { __index = cache }
-
 -- The shared dict of that name (default "ecs_metadata"), or nil when nginx
--- has none (or this is not nginx).
+-- has none declared.
 function _M.dict(name)
     return ngx.shared[name or _M.DEFAULT_DICT]
 end
 
--- new(dict) -> cache. dict is an ngx.shared.DICT.
+-- ===================================================================
+-- The worker's own store: the dict's operations on a Lua table, for what
+-- stays in the worker (locks and failures between its own requests).
+-- ===================================================================
+
+local function own_store()
+    local data, expiry = {}, {}
+    local s = {}
+    function s.get(_, k)
+        local t = expiry[k]
+        if t and ngx_now() >= t then
+            data[k], expiry[k] = nil, nil
+        end
+        return data[k]
+    end
+    function s.set(_, k, v, ttl)
+        data[k] = v
+        expiry[k] = (ttl and ttl > 0) and ngx_now() + ttl or nil
+        return true
+    end
+    function s.add(self, k, v, ttl)
+        if self:get(k) ~= nil then
+            return false, "exists"
+        end
+        return self:set(k, v, ttl)
+    end
+    function s.delete(_, k)
+        data[k], expiry[k] = nil, nil
+    end
+    function s.flush_all()
+        for k in pairs(data) do
+            data[k], expiry[k] = nil, nil
+        end
+    end
+    return s
+end
+
+local cache = {}
+local cache_mt = { __index = cache }
+
+-- new(dict) -> cache. dict: an ngx.shared.DICT, or nil for a cache of this
+-- worker only.
 function _M.new(dict)
-    if type(dict) ~= "table" and type(dict) ~= "userdata" then
-        error("bad argument #1 to 'new' (a lua_shared_dict expected, got "
-              .. type(dict) .. ")", 2)
+    if dict ~= nil and type(dict) ~= "table" and type(dict) ~= "userdata" then
+        error("bad argument #1 to 'new' (a lua_shared_dict or nil expected, "
+              .. "got " .. type(dict) .. ")", 2)
     end
     return setmetatable({
-        dict = dict,
-        own = {},          -- key -> this worker's entry
-        failed = {},       -- key -> this worker's failure (share = false)
-        scheduled = {},    -- key -> true while a timer is to fetch it
+        dict = dict,          -- nil: none
+        mine = own_store(),   -- locks and failures of unshared keys
+        own = {},             -- key -> this worker's entry
+        scheduled = {},       -- key -> true while a timer is to fetch it
     }, cache_mt)
+end
+
+-- Where key's locks and failures live for this policy.
+local function store_of(self, policy)
+    if policy.share ~= false and self.dict and policy.decode then
+        return self.dict, true
+    end
+    return self.mine, false
 end
 
 local token_count = 0
@@ -143,45 +191,76 @@ local function warn_full(key, err)
 end
 
 -- ===================================================================
--- Entries
+-- Entries: { value, fetched_at, fresh_until (function ttls), expires }
 -- ===================================================================
 
--- A worker's entry: { value =, fetched_at =, expires = epoch or nil }.
-
-local function usable(e, now)
-    return e and (e.expires == nil or now < e.expires)
+-- A worker's entry for v fetched at t, or nil when v is not to be kept.
+local function make_entry(v, t, policy, now)
+    local ttl = policy.ttl
+    local e = { value = v, fetched_at = t }
+    if type(ttl) == "function" then
+        local fresh, cap = ttl(v)
+        fresh = fresh or 0
+        if cap then
+            e.expires = now + cap
+            if fresh > cap then
+                fresh = cap
+            end
+        end
+        if fresh <= 0 then
+            return nil
+        end
+        e.fresh_until = now + fresh
+    end
+    return e
 end
 
--- The dict's document for key, as this worker's entry, when it is newer
--- than the one the worker has (decoding it then). Returns the entry.
-local function load(self, key, policy, e)
+local function usable(e, now)
+    return e ~= nil and (e.expires == nil or now < e.expires)
+end
+
+-- Until when e is fresh under this policy.
+local function fresh_until(e, policy)
+    local ttl = policy.ttl
+    if type(ttl) == "number" then
+        return e.fetched_at + ttl
+    end
+    return e.fresh_until or e.fetched_at
+end
+
+local function fresh(e, policy, now)
+    return usable(e, now) and now < fresh_until(e, policy)
+end
+
+-- The dict's document for key as this worker's entry, when it is newer than
+-- the worker's own (decoding it then). Returns the entry to use.
+local function load(self, key, policy, e, now)
     local s = self.dict:get("b:" .. key)
     if type(s) ~= "string" then
         return e
     end
     local nl = find(s, "\n", 1, true)
     local t = nl and tonumber(sub(s, 1, nl - 1))
-    if not t then
+    if not t or (e and e.fetched_at >= t) then
         return e
     end
-    if e and e.fetched_at >= t then
-        return e
-    end
-    local v = policy.decode(sub(s, nl + 1))
+    local v = policy.decode(sub(s, nl + 1), key)
     if v == nil then
         -- Only documents that decoded are stored: this one is damaged.
         self.dict:delete("b:" .. key)
         return e
     end
-    local expires = policy.expires
-    e = { value = v, fetched_at = t, expires = expires and expires(v) }
-    self.own[key] = e
-    return e
+    local entry = make_entry(v, t, policy, now)
+    if not entry then
+        return e
+    end
+    self.own[key] = entry
+    return entry
 end
 
--- The failure cached for key: msg, code, status, or nil.
-local function cached_failure(self, key)
-    local s = self.dict:get("e:" .. key)
+-- The failure kept for key: msg, code, status; or nil.
+local function kept_failure(store, key)
+    local s = store:get("e:" .. key)
     if type(s) ~= "string" then
         return nil
     end
@@ -192,112 +271,124 @@ local function cached_failure(self, key)
     return msg, code, tonumber(status)
 end
 
-local function stale_if_error(e, policy, now)
+local function stale_ok(e, policy, now)
     local extra = policy.stale_ttl
-    return extra and extra > 0 and usable(e, now)
-        and now - e.fetched_at < policy.ttl + extra
+    return extra ~= nil and extra > 0 and usable(e, now)
+        and now < fresh_until(e, policy) + extra
+end
+
+-- The answer to a failure: the stale document when allowed, else it.
+local function failed(e, policy, now, msg, code, status)
+    if stale_ok(e, policy, now) then
+        return e.value, e.fetched_at, "error", msg, code
+    end
+    return nil, msg, code, status
 end
 
 -- ===================================================================
 -- Fetching
 -- ===================================================================
 
-local function release(self, key, token)
+local function release(store, key, token)
     local lk = "l:" .. key
-    if self.dict:get(lk) == token then
-        self.dict:delete(lk)
+    if store:get(lk) == token then
+        store:delete(lk)
     end
+end
+
+-- fetch, then decode: value, raw | nil, msg, code, status.
+local function fetch_decoded(key, policy, fetch)
+    local decode = policy.decode
+    local got, msg, code, status = fetch(decode ~= nil)
+    if got == nil or not decode then
+        return got, got, code, status, msg
+    end
+    local v
+    v, msg, code = decode(got, key)
+    if v == nil then
+        return nil, nil, code, nil, msg
+    end
+    return v, got
 end
 
 -- Fetches under the lock (token), stores, answers.
-local function refresh_locked(self, key, policy, fetch_raw, token, e)
-    local ok, raw, msg, code, status = pcall(fetch_raw)
+local function refresh_locked(self, key, policy, fetch, token, e)
+    local store, shared = store_of(self, policy)
+    local ok, v, got, code, status, msg = pcall(fetch_decoded, key, policy,
+                                                fetch)
     if not ok then
-        -- A bug in the caller's fetch must not leave the lock taken.
-        release(self, key, token)
-        error(raw, 0)
+        -- A bug in the caller's fetch or decode must not leave the lock
+        -- taken.
+        release(store, key, token)
+        error(v, 0)
     end
-    -- As the dict will say it, so that no worker takes its own document
-    -- for a newer one.
+    -- As the dict will say it, so that no worker takes its own document for
+    -- a newer one.
     local now = tonumber(format("%.3f", ngx_now()))
-    local v
-    if raw ~= nil then
-        v, msg, code = policy.decode(raw)
-        if v == nil then
-            status = nil
-        end
-    end
     if v ~= nil then
-        local expires = policy.expires
-        local entry = { value = v, fetched_at = now,
-                        expires = expires and expires(v) }
+        local entry = make_entry(v, now, policy, now)
         self.own[key] = entry
-        if policy.share ~= false then
-            local keep = policy.ttl + (policy.stale_ttl or 0)
-                + (policy.timeout or DEFAULT_TIMEOUT) + LOCK_MARGIN
-            local stored, err = self.dict:set("b:" .. key,
-                format("%.3f", now) .. "\n" .. raw, keep)
+        if shared and entry then
+            local keep = fresh_until(entry, policy) - now
+                + (policy.stale_ttl or 0) + (policy.timeout or DEFAULT_TIMEOUT)
+                + LOCK_MARGIN
+            local stored, err = store:set("b:" .. key,
+                format("%.3f", now) .. "\n" .. got, keep)
             if not stored then
                 warn_full(key, err)
             end
-            self.dict:delete("e:" .. key)
-            release(self, key, token)
         end
-        self.failed[key] = nil
+        store:delete("e:" .. key)
+        release(store, key, token)
         return v, now
     end
     local error_ttl = policy.error_ttl or DEFAULT_ERROR_TTL
-    if policy.share ~= false then
-        if error_ttl > 0 then
-            self.dict:set("e:" .. key, tostring(code) .. "\n"
-                .. (status and tostring(status) or "") .. "\n"
-                .. tostring(msg), error_ttl)
-        end
-        release(self, key, token)
-    elseif error_ttl > 0 then
-        self.failed[key] = { msg, code, status, till = now + error_ttl }
+    if error_ttl > 0 and code ~= "invalid_argument" then
+        store:set("e:" .. key, tostring(code) .. "\n"
+            .. (status and tostring(status) or "") .. "\n" .. tostring(msg),
+            error_ttl)
     end
-    if stale_if_error(e, policy, now) then
-        return e.value, e.fetched_at, "error"
-    end
-    return nil, msg, code, status
+    release(store, key, token)
+    return failed(e, policy, now, msg, code, status)
 end
 
-local function policy_copy(p)
-    return {
-        ttl = p.ttl, error_ttl = p.error_ttl, stale_ttl = p.stale_ttl,
-        timeout = p.timeout, decode = p.decode, expires = p.expires,
-        share = p.share, name = p.name,
-    }
+local function copy(p)
+    local c = {}
+    for k, v in pairs(p) do
+        c[k] = v
+    end
+    return c
 end
 
--- In a phase without I/O: a timer does the fetch, once per key and worker
--- at a time.
-local function schedule(self, key, policy, fetch_raw)
+-- In a phase without I/O: a timer fetches, once per key and worker at a
+-- time. true when one is (or was already) scheduled.
+local function schedule(self, key, policy, fetch)
     if self.scheduled[key] then
         return true
     end
-    local p = policy_copy(policy)
+    local p = copy(policy)
     local ok = timer_at(0, function(premature)
         if not premature then
-            pcall(self.fetch, self, key, p, fetch_raw)
+            pcall(self.fetch, self, key, p, fetch)
         end
         self.scheduled[key] = nil
     end)
     if ok then
         self.scheduled[key] = true
     end
-    return ok
+    return ok and true or false
 end
 
 -- Waits for the lock holder's document (or failure); takes over when the
 -- lock goes away with neither. Answers like fetch, or nil when the wait is
 -- over without an answer.
-local function wait_for_other(self, key, policy, fetch_raw, e)
+local function wait_for_other(self, key, policy, fetch, e)
+    local store, shared = store_of(self, policy)
     local limit = policy.timeout or DEFAULT_TIMEOUT
     local deadline = ngx_now() + limit
     local pause = WAIT_FIRST
     local lk = "l:" .. key
+    local seen = e
     while true do
         local left = deadline - ngx_now()
         if left <= 0 then
@@ -306,119 +397,99 @@ local function wait_for_other(self, key, policy, fetch_raw, e)
         ngx.sleep(pause < left and pause or left)
         pause = pause * 2 < WAIT_MAX and pause * 2 or WAIT_MAX
         local now = ngx_now()
-        local newer = load(self, key, policy, e)
-        if newer ~= e and usable(newer, now) then
-            return newer.value, newer.fetched_at
+        local got = shared and load(self, key, policy, seen, now)
+            or self.own[key]
+        if got ~= seen and fresh(got, policy, now) then
+            return got.value, got.fetched_at
         end
-        local msg, code, status = cached_failure(self, key)
+        local msg, code, status = kept_failure(store, key)
         if msg then
-            if stale_if_error(e, policy, now) then
-                return e.value, e.fetched_at, "error"
-            end
-            return nil, msg, code, status
+            return failed(seen, policy, now, msg, code, status)
         end
-        if self.dict:get(lk) == nil then
+        if store:get(lk) == nil then
             local token = new_token()
-            if self.dict:add(lk, token, limit + LOCK_MARGIN) then
-                return refresh_locked(self, key, policy, fetch_raw, token, e)
+            if store:add(lk, token, limit + LOCK_MARGIN) then
+                return refresh_locked(self, key, policy, fetch, token, seen)
             end
         end
     end
 end
 
-local function name_of(policy, key)
-    return policy.name or key
-end
-
--- cache:fetch(key, policy, fetch_raw) -> value, fetched_at, stale
---                                      | nil, msg, code, status
-function cache:fetch(key, policy, fetch_raw)
+-- cache:fetch(key, policy, fetch) -> value, fetched_at, stale[, msg, code]
+--                                  | nil, msg, code, status
+function cache:fetch(key, policy, fetch)
     local now = ngx_now()
-    local ttl = policy.ttl
     local e = self.own[key]
-    if e and now < e.fetched_at + ttl and usable(e, now) then
+    if fresh(e, policy, now) then
         return e.value, e.fetched_at
     end
-
-    local share = policy.share ~= false
-    local msg, code, status
-    if share then
-        e = load(self, key, policy, e)
-        if e and now < e.fetched_at + ttl and usable(e, now) then
+    local store, shared = store_of(self, policy)
+    if shared then
+        e = load(self, key, policy, e, now)
+        if fresh(e, policy, now) then
             return e.value, e.fetched_at
         end
-        msg, code, status = cached_failure(self, key)
-    else
-        local f = self.failed[key]
-        if f and now < f.till then
-            msg, code, status = f[1], f[2], f[3]
-        end
     end
+    local msg, code, status = kept_failure(store, key)
     if msg then
-        if stale_if_error(e, policy, now) then
-            return e.value, e.fetched_at, "error"
-        end
-        return nil, msg, code, status
+        return failed(e, policy, now, msg, code, status)
     end
-    local timeout = policy.timeout or DEFAULT_TIMEOUT
-    local m = mode()
 
+    local timeout = policy.timeout or DEFAULT_TIMEOUT
+    local revalidating = usable(e, now)
+        and now < fresh_until(e, policy) + timeout
+    local m = mode()
     if m == "defer" then
-        local scheduled = schedule(self, key, policy, fetch_raw)
-        if usable(e, now) and now - e.fetched_at < ttl + timeout then
+        local scheduled = schedule(self, key, policy, fetch)
+        if revalidating then
             return e.value, e.fetched_at, "updating"
         end
-        return nil, name_of(policy, key) .. ": not in the cache yet, and "
+        return nil, (policy.name or key) .. ": not in the cache yet, and "
             .. "nginx's " .. phase.name() .. " phase cannot wait for the "
             .. "endpoint" .. (scheduled and "; a fetch has been scheduled"
                               or "; no timer could be scheduled"),
             "not_ready"
     end
 
-    if not share then
-        return refresh_locked(self, key, policy, fetch_raw, nil, e)
-    end
     local token = new_token()
-    if self.dict:add("l:" .. key, token, timeout + LOCK_MARGIN) then
-        return refresh_locked(self, key, policy, fetch_raw, token, e)
+    if store:add("l:" .. key, token, timeout + LOCK_MARGIN) then
+        return refresh_locked(self, key, policy, fetch, token, e)
     end
     -- Another worker (or request) is fetching.
-    if usable(e, now) and now - e.fetched_at < ttl + timeout then
+    if revalidating then
         return e.value, e.fetched_at, "updating"
     end
     if m == "yield" then
-        local v, a, b, c = wait_for_other(self, key, policy, fetch_raw, e)
+        local v, a, b, c, d = wait_for_other(self, key, policy, fetch, e)
         if v ~= nil or a ~= nil then
-            return v, a, b, c
+            return v, a, b, c, d
         end
     end
-    return nil, name_of(policy, key) .. ": timed out after " .. timeout
+    return nil, (policy.name or key) .. ": timed out after " .. timeout
         .. " s waiting for another worker's request to the endpoint",
         "timeout"
 end
 
--- cache:refresh(key, policy, fetch_raw, min_age) -> true when it fetched,
--- false when the node's document is younger than min_age or another worker
--- is fetching it; nil, msg, code, status when the fetch failed. Never waits:
--- this is for a background timer (refresh_every).
-function cache:refresh(key, policy, fetch_raw, min_age)
+-- cache:refresh(key, policy, fetch, min_age) -> true when it fetched, false
+-- when the document is younger than min_age or another worker is fetching
+-- it, nil, msg, code, status when the fetch failed. Never waits: this is for
+-- a background timer (refresh_every).
+function cache:refresh(key, policy, fetch, min_age)
     local now = ngx_now()
+    local store, shared = store_of(self, policy)
     local e = self.own[key]
-    if policy.share ~= false then
-        e = load(self, key, policy, e)
+    if shared then
+        e = load(self, key, policy, e, now)
     end
-    if e and now - e.fetched_at < (min_age or 0) and usable(e, now) then
+    if usable(e, now) and now - e.fetched_at < (min_age or 0) then
         return false
     end
-    local token
-    if policy.share ~= false then
-        token = new_token()
-        local timeout = policy.timeout or DEFAULT_TIMEOUT
-        if not self.dict:add("l:" .. key, token, timeout + LOCK_MARGIN) then
-            return false
-        end
+    local token = new_token()
+    local timeout = policy.timeout or DEFAULT_TIMEOUT
+    if not store:add("l:" .. key, token, timeout + LOCK_MARGIN) then
+        return false
     end
-    local v, msg, code, status = refresh_locked(self, key, policy, fetch_raw,
+    local v, msg, code, status = refresh_locked(self, key, policy, fetch,
                                                 token, nil)
     if v == nil then
         return nil, msg, code, status
@@ -426,7 +497,7 @@ function cache:refresh(key, policy, fetch_raw, min_age)
     return true
 end
 
--- This worker's entry for key, whatever its age: value, fetched_at, or nil.
+-- This worker's entry for key, whatever its age: value, fetched_at; or nil.
 function cache:peek(key)
     local e = self.own[key]
     if e then
@@ -438,19 +509,22 @@ end
 -- Forgets key, here and on the node.
 function cache:drop(key)
     self.own[key] = nil
-    self.failed[key] = nil
-    self.dict:delete("b:" .. key)
-    self.dict:delete("e:" .. key)
+    self.mine:delete("e:" .. key)
+    if self.dict then
+        self.dict:delete("b:" .. key)
+        self.dict:delete("e:" .. key)
+    end
 end
 
 -- Forgets everything, here and in the whole dict.
 function cache:clear()
-    for _, t in pairs { self.own, self.failed } do
-        for k in pairs(t) do
-            t[k] = nil
-        end
+    for k in pairs(self.own) do
+        self.own[k] = nil
     end
-    self.dict:flush_all()
+    self.mine:flush_all()
+    if self.dict then
+        self.dict:flush_all()
+    end
 end
 
 return _M

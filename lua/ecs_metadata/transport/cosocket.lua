@@ -125,6 +125,11 @@ local COSOCKET_PHASES = {
 }
 _M.COSOCKET_PHASES = COSOCKET_PHASES
 
+-- Whether this phase has cosockets (the transport seam asks).
+function _M.available()
+    return COSOCKET_PHASES[get_phase()] == true
+end
+
 -- ===================================================================
 -- Options
 -- ===================================================================

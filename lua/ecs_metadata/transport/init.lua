@@ -36,6 +36,8 @@ local errors = require "ecs_metadata.errors"
 -- nginx's phase function, where there is one (OpenResty, nginx's Lua module).
 local ngx = rawget(_G, "ngx")
 local ngx_get_phase = ngx and ngx.get_phase
+-- What nginx's phase allows (resty/phase.lua), under nginx only.
+local phase = ngx_get_phase and require "ecs_metadata.resty.phase"
 
 local _M = {}
 
@@ -125,20 +127,44 @@ local function load(name)
     return mod
 end
 
--- The name of the transport a call uses: the one asked for, else cosocket
--- where nginx has cosockets in this phase, else curl.
+-- The name of the transport a call uses: the one asked for; else, under
+-- nginx, the phase's: cosocket where cosockets exist, curl in init_by_lua
+-- (the master, before any client: blocking harms nobody), none where no
+-- I/O may happen (init_worker outside a timer, set, filters, log,
+-- balancer); else curl.
 local function choose(o)
     local name = o.transport
     if name then
         return name
     end
-    if ngx_get_phase then
-        local ok, cosocket = pcall(load, "cosocket")
-        if ok and cosocket.available() then
-            return "cosocket"
+    if phase then
+        local m = phase.mode()
+        if m == "yield" then
+            local ok, cosocket = pcall(load, "cosocket")
+            if ok and cosocket.available() then
+                return "cosocket"
+            end
+        elseif m == "defer" then
+            return nil
         end
     end
     return "curl"
+end
+
+-- Where no I/O may happen: a clock, and waits that do not wait.
+local NO_IO = {
+    now = function()
+        ngx.update_time()
+        return ngx.now()
+    end,
+    sleep = function() end,
+    no_wait = true,
+}
+
+local function no_io()
+    return nil, "nginx's " .. phase.name() .. " phase cannot do I/O (call "
+        .. "it in rewrite, access or content, or in a timer; cached results "
+        .. "are answered in every phase)", "invalid_argument"
 end
 
 -- for_call(c, o) -> object, module | nil, msg, code
@@ -146,6 +172,9 @@ end
 -- module (now, sleep).
 function _M.for_call(c, o)
     local name = choose(o)
+    if name == nil then
+        return no_io()
+    end
     local mod = load(name)
     local list = c._transports
     local t = list[name]
@@ -166,9 +195,14 @@ function _M.for_call(c, o)
 end
 
 -- The module of the call's transport (its now and sleep), for waits that
--- make no request.
+-- make no request. Where no I/O may happen, one whose sleep returns at once
+-- and whose no_wait is true: a wait there must not be tried.
 function _M.module(o)
-    return load(choose(o))
+    local name = choose(o)
+    if name == nil then
+        return NO_IO
+    end
+    return load(name)
 end
 
 -- Closes every transport object of a client.
@@ -179,11 +213,13 @@ function _M.close(c)
     end
 end
 
--- exchange(t, method, url, body, topts) -> as the transport answers
+-- exchange(t, method, url, body, topts[, raw]) -> as the transport answers
 --   t      the call's transport object (for_call)
 --   topts  the transport's per-request options; topts.label is set here
 --          when the caller has not named the request
-function _M.exchange(t, method, url, body, topts)
+--   raw    a GET answers the body as it came (t:request), not decoded: the
+--          shared cache under nginx keeps the serialized document
+function _M.exchange(t, method, url, body, topts, raw)
     local label, why = prepare(url)
     if topts.label then
         label = topts.label
@@ -196,7 +232,7 @@ function _M.exchange(t, method, url, body, topts)
     if why then
         return nil, method .. " " .. label .. ": " .. why, "invalid_argument"
     end
-    if method == "GET" then
+    if method == "GET" and not raw then
         return t:get_json(url, topts)
     end
     return t:request(method, url, body, topts)
