@@ -162,13 +162,19 @@ end
 
 describe("the shared cache", function()
   it("asks the endpoint once per ttl for the whole node under load", function()
+    local t0 = core.now()
     local r = nginx.wrk(server:url("/fetch?" .. query(fresh_path(), "ttl=1&want=task")),
                         { seconds = 3, connections = 32 })
+    local elapsed = core.now() - t0
     assert.are.equal(0, r.non2xx, r.text)
     assert.are.equal(0, r.errors, r.text)
     assert.is_true(r.requests > 1000, r.text)
-    local n = count(TASK)
-    assert.is_true(n >= 2 and n <= 4 + SLACK, n .. " endpoint requests in 3 s with ttl 1")
+    -- One at the start, then one per second of the run at most.
+    local most = math.floor(elapsed) + 1
+    local n = fetches()
+    assert.is_true(n >= 2 and n <= most + SLACK,
+                   ("%d fetches in %.2f s with ttl 1"):format(n, elapsed))
+    assert.are.equal(n, count(TASK))
   end)
 
   it("on a cold start, fetches once while every worker waits for it", function()
@@ -273,12 +279,13 @@ describe("the shared cache", function()
     assert.are.equal(200, (get(q)))
     mode("?slow=1500")
     sleep(0.6)
-    local w = nginx.wrk(server:url("/fetch?" .. q), { seconds = 1, connections = 16 })
+    local w = nginx.wrk(server:url("/fetch?" .. q), { seconds = 1, connections = 8 })
     assert.are.equal(0, w.non2xx, w.text)
     assert.is_true(w.requests > 100, w.text)
     -- The one request that fetches waits 1.5 s; every other one is served
-    -- at once from the last document.
-    assert.is_true(w.p99 < 50, w.text)
+    -- at once from the last document (the bound is far below 1.5 s and far
+    -- above what a busy machine adds).
+    assert.is_true(w.p99 < 250, w.text)
     assert.are.equal(2, count(TASK))
   end)
 

@@ -13,6 +13,7 @@
 --       error_log_level = "warn",
 --       ports = 2,                            -- more ports: @PORT2@, @PORT3@
 --       files = { ["cert.pem"] = "..." },     -- written into @DIR@ first
+--       process_env = { NAME = "value" },     -- the master's environment
 --   }
 --   n:url(path)          "http://127.0.0.1:PORT" .. path
 --   n:get(path, opts)    body, status, headers (the C client, core.http)
@@ -246,8 +247,12 @@ function M.start(conf)
             write_file(dir .. "/nginx.conf", config(conf, dir, port, extra))
             write_file(dir .. "/error.log", "")
             -- Sanitizer runtimes that busted may run under are not nginx's.
+            local assign = {}
+            for name, v in pairs(conf.process_env or {}) do
+                assign[#assign + 1] = shell_quote(name .. "=" .. v)
+            end
             local cmd = "env -u LD_PRELOAD -u ASAN_OPTIONS -u UBSAN_OPTIONS "
-                .. shell_quote(NGINX) .. " -p " .. shell_quote(dir .. "/")
+                .. table.concat(assign, " ") .. " " .. shell_quote(NGINX) .. " -p " .. shell_quote(dir .. "/")
                 .. " -c " .. shell_quote(dir .. "/nginx.conf")
                 .. " -e " .. shell_quote(dir .. "/error.log")
                 .. " >" .. shell_quote(dir .. "/start.log") .. " 2>&1"

@@ -41,12 +41,47 @@ local setmetatable = setmetatable
 
 local core = require "ecs_metadata.core"
 
-local memo = core._memo
 local clock = core._now_coarse
 
 local ngx = rawget(_G, "ngx")
 
-local _M = {}
+-- A cell: get, set with core._memo's contract. Under nginx a miss may yield
+-- (a cosocket request, ngx.sleep), and nothing may yield across a C call:
+-- there the cell is a Lua closure (which LuaJIT compiles), on nginx's
+-- cached clock. Sources take one argument, opts; with owner, get is a
+-- method.
+local function lua_memo(fallback, owner)
+    local now = ngx.now
+    local value, expires = nil, 0
+    local get
+    if owner then
+        get = function(self, opts)
+            if opts == nil and value ~= nil and now() < expires then
+                return value
+            end
+            return fallback(self, opts)
+        end
+    else
+        get = function(opts)
+            if opts == nil and value ~= nil and now() < expires then
+                return value
+            end
+            return fallback(opts)
+        end
+    end
+    local function set(v, ttl)
+        if v == nil or not ttl or ttl <= 0 then
+            value, expires = nil, 0
+        else
+            value, expires = v, now() + ttl
+        end
+    end
+    return get, set
+end
+
+local memo = (ngx and ngx.get_phase) and lua_memo or core._memo
+
+local _M = { memo = memo }
 local mt = { __index = _M }
 
 function _M.new()

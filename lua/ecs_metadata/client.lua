@@ -317,6 +317,13 @@ local function fetch(self, what, opts)
         end)
 end
 
+-- c:refresh_every(seconds[, sources]) -> true | nil, msg, code: under
+-- nginx, one timer for the node keeps these sources fresh (resty/refresh.lua).
+function _M:refresh_every(seconds, sources)
+    return require("ecs_metadata.resty.refresh").every(self, seconds,
+        sources, "refresh_every")
+end
+
 -- Refreshes `what` (a source, called without options) through the nginx
 -- cache unless the node's document is younger than min_age: for
 -- refresh_every's timer. true | false | nil, msg, code.

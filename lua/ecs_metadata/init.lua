@@ -23,6 +23,8 @@ local ipairs = ipairs
 local error = error
 
 local new_client = client.new
+-- core._memo, or its Lua twin under nginx, where a miss may yield.
+local cache_memo = require("ecs_metadata.cache").memo
 
 local _M = {
     _NAME = "ecs_metadata",
@@ -56,7 +58,7 @@ local function get_default()
 end
 
 local function source(what)
-    local get, set = core._memo(function(opts)
+    local get, set = cache_memo(function(opts)
         local c = get_default()
         return c[what](c, opts)
     end)
@@ -91,6 +93,13 @@ end
 function _M.endpoint(opts)
     local c = get_default()
     return c:endpoint(opts)
+end
+
+-- Under OpenResty/nginx, in init_worker_by_lua: one timer for the whole
+-- node keeps the default client's sources fresh (resty/refresh.lua).
+function _M.refresh_every(seconds, sources)
+    local c = get_default()
+    return c:refresh_every(seconds, sources)
 end
 
 -- Drops every cached result of the default client.
