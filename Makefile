@@ -125,8 +125,9 @@ fuzz:
 install: $(MODULE)
 	install -d $(DESTDIR)$(PREFIX)/lib/lua/$(LUA_ABI)/ecs_metadata
 	install -m 0755 $(MODULE) $(DESTDIR)$(PREFIX)/lib/lua/$(LUA_ABI)/ecs_metadata/core.so
-	install -d $(DESTDIR)$(PREFIX)/share/lua/$(LUA_ABI)/ecs_metadata
-	install -m 0644 lua/ecs_metadata/*.lua $(DESTDIR)$(PREFIX)/share/lua/$(LUA_ABI)/ecs_metadata/
+	cd lua && find ecs_metadata -name '*.lua' | while read -r f; do \
+	    install -D -m 0644 "$$f" "$(DESTDIR)$(PREFIX)/share/lua/$(LUA_ABI)/$$f" || exit 1; \
+	done
 
 uninstall:
 	rm -rf $(DESTDIR)$(PREFIX)/lib/lua/$(LUA_ABI)/ecs_metadata \

@@ -52,7 +52,10 @@ build = {
     ["ecs_metadata.protection"] = "lua/ecs_metadata/protection.lua",
     ["ecs_metadata.request"] = "lua/ecs_metadata/request.lua",
     ["ecs_metadata.time"] = "lua/ecs_metadata/time.lua",
+    ["ecs_metadata.transport"] = "lua/ecs_metadata/transport/init.lua",
     ["ecs_metadata.transport.curl"] = "lua/ecs_metadata/transport/curl.lua",
+    ["ecs_metadata.options"] = "lua/ecs_metadata/options.lua",
+    ["ecs_metadata.cache"] = "lua/ecs_metadata/cache.lua",
   },
 }
 
