@@ -26,16 +26,13 @@ local _M = { _NAME = "ecs_metadata.daemon" }
 
 _M.PATHS = { tasks = "/tasks", tasks_stats = "/tasks/stats" }
 
--- The url of `what` ("tasks" or "tasks_stats") below a base of `version`,
--- or nil, msg, "invalid_argument".
-function _M.url(what, base, version)
-    if version ~= "v4" then
-        return nil, what .. ": only the task metadata endpoint v4 of a daemon task on ECS "
-            .. "Managed Instances has " .. _M.PATHS[what] .. " (this is "
-            .. (version == "file" and "the container metadata file" or version) .. ")",
-            "invalid_argument"
-    end
-    return base .. _M.PATHS[what]
+-- What asking for `what` ("tasks" or "tasks_stats") answers where the
+-- source is not v4: nil, msg, "invalid_argument".
+function _M.not_v4(what, version)
+    return nil, what .. ": only the task metadata endpoint v4 of a daemon task on ECS "
+        .. "Managed Instances has " .. _M.PATHS[what] .. " (this is "
+        .. (version == "file" and "the container metadata file" or version) .. ")",
+        "invalid_argument"
 end
 
 -- What a 404 there adds to the message.

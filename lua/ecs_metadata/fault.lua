@@ -10,10 +10,11 @@
 --              fault already runs), 500; 429 in plain text from the agent's
 --              rate limit, one request per 5 s on each route
 --
--- What this module owns, with no I/O: the parameters' rules (the agent's, so
--- that a bad parameter never costs a request, the agent's rate-limit window
--- or a half-started fault), the body sent, what an answer becomes, which
--- failures may be asked again. The client does the request.
+-- What this module owns: the parameters' rules (the agent's, so that a bad
+-- parameter never costs a request, the agent's rate-limit window or a
+-- half-started fault), the body sent, what an answer becomes, which
+-- failures may be asked again (all without I/O), and run(), the exchange
+-- with the agent through the client's request.
 --
 -- Caveats:
 --  * A start is never repeated: whatever failed (a timeout, a reset
@@ -24,12 +25,17 @@
 --    after the window; but the window (5 s) is longer than a call's budget
 --    is meant to wait, and a stop or status asked again at once would only
 --    be refused again. The code is `throttled`, the fourth value 429.
+--  * Nothing is cached: every call asks the agent.
+--  * The agent gives a request 5 s for its commands, so these calls default
+--    to fault_timeout (6 s) rather than timeout; a timeout in the call's
+--    opts overrides it.
 --  * stop and status of latency and packet loss take no parameters (the
 --    agent reads no body there); params given to them are not checked and
 --    not sent. The blackhole routes need Port, Protocol and TrafficType on
 --    every action: they name the iptables chain.
 
 local type = type
+local setmetatable = setmetatable
 local pairs = pairs
 local ipairs = ipairs
 local tostring = tostring
@@ -43,13 +49,13 @@ local gmatch = string.gmatch
 local sub = string.sub
 local concat = table.concat
 
+local discovery = require "ecs_metadata.discovery"
+local errors = require "ecs_metadata.errors"
+
 local _M = { _NAME = "ecs_metadata.fault" }
 
 _M.PATH = "/fault/v1/"
 _M.RATE_WINDOW = 5          -- seconds: the agent's limit, one request per route
--- The agent gives each request 5 s for its commands (requestTimeoutSeconds):
--- a call waits a little longer than that by default.
-_M.DEFAULT_TIMEOUT = 6
 -- What the agent answers in Status.
 _M.STATUSES = { running = true, stopped = true, ["not-running"] = true }
 
@@ -326,6 +332,56 @@ function _M.retries(action, retries)
         return 0
     end
     return retries
+end
+
+-- ===================================================================
+-- The exchange
+-- ===================================================================
+
+local JSON_BODY = { headers = { ["Content-Type"] = "application/json" }, retry_429 = false }
+local NO_BODY = { retry_429 = false }
+
+-- run(c, o, opts, kind, action, params) -> the agent's Status
+--                                        | nil, msg, code, status
+-- c the client, o the call's settings (opts over the client's), opts what
+-- the call was given (nil or a table).
+function _M.run(c, o, opts, kind, action, params)
+    local body, msg, code = _M.check(kind, action, params)
+    if body == nil then
+        return nil, msg, code
+    end
+    local v = discovery.getenv(o.env, "ECS_AGENT_URI")
+    if not v then
+        return nil, "fault: not on ECS: ECS_AGENT_URI is not set", "not_on_ecs"
+    end
+    local base
+    base, msg, code = discovery.base_url("ECS_AGENT_URI", v)
+    if not base then
+        return nil, "fault: " .. msg, code
+    end
+    local url = base .. _M.PATH .. kind .. "/" .. action
+    local fo = setmetatable({
+        timeout = opts and opts.timeout or c.settings.fault_timeout,
+        retries = _M.retries(action, o.retries),
+    }, { __index = o })
+    local doc, status, failed_status
+    doc, status, code, failed_status = c:request(fo, "POST", url, body or nil,
+                                                 body and JSON_BODY or NO_BODY)
+    if doc == nil then
+        msg = status
+        if code == "http_status" then
+            code = _M.code_of(failed_status)
+        elseif code == "throttled" then
+            msg = msg .. _M.THROTTLED_NOTE
+        end
+        return nil, "fault: " .. msg, code, failed_status
+    end
+    local s
+    s, msg, code = _M.status_of(doc, errors.label(url))
+    if not s then
+        return nil, "fault: " .. msg, code, status
+    end
+    return s
 end
 
 return _M

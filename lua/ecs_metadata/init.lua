@@ -93,6 +93,21 @@ function _M.endpoint(opts)
     return c:endpoint(opts)
 end
 
+function _M.fault(kind, action, params, opts)
+    local c = get_default()
+    return c:fault(kind, action, params, opts)
+end
+
+function _M.region(opts)
+    local c = get_default()
+    return c:region(opts)
+end
+
+function _M.launch_type(opts)
+    local c = get_default()
+    return c:launch_type(opts)
+end
+
 -- Drops every cached result of the default client.
 function _M.clear_cache()
     if default then
