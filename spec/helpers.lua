@@ -17,6 +17,7 @@
 --                             under the fixture root first
 --   helpers.stats()           the endpoint's request counters (/_stats)
 --   helpers.reset()           clears counters and endpoint state (/_reset)
+--   helpers.interpreter()     the command of an interpreter like this one
 --   helpers.run_lua(src, env) runs src in a fresh interpreter like this one,
 --                             with env changes (false unsets); returns
 --                             stdout, exit status, stderr
@@ -215,6 +216,8 @@ local function interpreter()
     end
     return "lua" .. _VERSION:match("%d+%.%d+")
 end
+
+helpers.interpreter = interpreter
 
 function helpers.run_lua(src, env)
     local script = os.tmpname()

@@ -26,6 +26,9 @@ local errors = require "ecs_metadata.errors"
 local _M = {}
 local mt = { __index = _M }
 
+-- Options of Fargate's own, beside the client's.
+local OWN_OPTIONS = { raise_errors = true, logger = true }
+
 local function stderr_logger(msg)
     io_stderr:write("ecs_metadata: ", msg, "\n")
 end
@@ -78,7 +81,7 @@ function _M.new(opts)
         copts.error_ttl = 0
     end
     copts.raise_errors, copts.logger = nil, nil
-    local c, msg = client.new(copts, "Fargate")
+    local c, msg = client.new(copts, "Fargate", OWN_OPTIONS)
     if not c then
         if raise then
             error(msg, 0)

@@ -29,6 +29,7 @@ local find = string.find
 local sort = table.sort
 
 local errors = require "ecs_metadata.errors"
+local transport = require "ecs_metadata.transport"
 
 local argerror = errors.argerror
 
@@ -139,7 +140,8 @@ local SPEC = {
     array_mt = { types = "table", scope = "client" },
     max_depth = { types = "number", scope = "client", default = 1000,
                   check = whole(1, MAX_DEPTH) },
-    headers = { types = "table", scope = "client" },
+    headers = { types = "table", scope = "client",
+                check = transport.check_headers },
     container_id = { types = "string", scope = "call" },
     wait = { types = "number", scope = "call",
              check = function(v)
@@ -193,13 +195,19 @@ local function distance(a, b)
     return prev[#b]
 end
 
-local function hint(name)
+local function hint(name, own)
     local best, best_d = nil, 3
-    for i = 1, #NAMES do
-        local d = distance(name, NAMES[i])
+    local function try(candidate)
+        local d = distance(name, candidate)
         if d < best_d then
-            best, best_d = NAMES[i], d
+            best, best_d = candidate, d
         end
+    end
+    for i = 1, #NAMES do
+        try(NAMES[i])
+    end
+    for candidate in pairs(own or {}) do
+        try(candidate)
     end
     if best then
         return " (did you mean '" .. best .. "'?)"
@@ -241,7 +249,7 @@ local function check(opts, fname, argn, scope, own)
                         .. type(k))
                 end
                 argerror(argn, fname, "unknown option '" .. k .. "'"
-                    .. hint(k))
+                    .. hint(k, own))
             end
         else
             local t = type(v)
@@ -281,6 +289,11 @@ local function check(opts, fname, argn, scope, own)
                     if why then
                         return "cache_ttl " .. why
                     end
+                end
+            elseif k == "headers" then
+                local why = o.check(v)
+                if why then
+                    return "headers: " .. why
                 end
             elseif o.check then
                 local why = o.check(v)

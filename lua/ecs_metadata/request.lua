@@ -28,6 +28,7 @@
 --    text reaches the message (the EKS Pod Identity agent answers in text).
 
 local type = type
+local pairs = pairs
 local match = string.match
 local tonumber = tonumber
 local os_time = os.time
@@ -149,7 +150,17 @@ function _M.json(c, o, method, url, body, how)
     local retries = o.retries
     local connect_timeout = o.connect_timeout
     local label = how and how.label or prepare(url)
-    local headers = how and how.headers
+    local headers = o.headers
+    if how and how.headers then
+        if headers then
+            local merged = {}
+            for k, v in pairs(headers) do merged[k] = v end
+            for k, v in pairs(how.headers) do merged[k] = v end
+            headers = merged
+        else
+            headers = how.headers
+        end
+    end
     local secrets = how and how.secrets
     local raw_body = how and how.raw_body
     local no_429 = how and how.retry_429 == false
