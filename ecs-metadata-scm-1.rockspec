@@ -60,6 +60,10 @@ build = {
     ["ecs_metadata.transport.curl"] = "lua/ecs_metadata/transport/curl.lua",
     ["ecs_metadata.options"] = "lua/ecs_metadata/options.lua",
     ["ecs_metadata.cache"] = "lua/ecs_metadata/cache.lua",
+    ["ecs_metadata.daemon"] = "lua/ecs_metadata/daemon.lua",
+    ["ecs_metadata.fault"] = "lua/ecs_metadata/fault.lua",
+    ["ecs_metadata.launch_type"] = "lua/ecs_metadata/launch_type.lua",
+    ["ecs_metadata.region"] = "lua/ecs_metadata/region.lua",
   },
 }
 
