@@ -4,7 +4,7 @@
 #   make LUA=luajit       ... or LuaJIT 2.1; LUA=5.1, LUA=5.3 likewise
 #   make test             run the specs against the bundled endpoint
 #   make check            luacheck
-#   make install          install the C core and the Lua layer under PREFIX
+#   make install          install the C core, the Lua layer and ecs-metadata under PREFIX
 #   make valgrind         the specs' C paths under valgrind, leaks are errors
 #   make SANITIZE=1 test  the specs with AddressSanitizer and UBSan
 #   make fuzz             run the decoder's libFuzzer harness for FUZZ_SECONDS
@@ -26,6 +26,8 @@ LUA_INCDIR ?= /usr/include/lua$(LUA)
 LUA_BIN    ?= lua$(LUA)
 LUA_ABI    := $(LUA)
 endif
+# What the installed ecs-metadata's first line names.
+LUA_INTERPRETER ?= $(shell command -v $(LUA_BIN) 2>/dev/null || echo /usr/bin/$(LUA_BIN))
 
 CURL_CFLAGS ?= $(shell $(PKG_CONFIG) --cflags libcurl)
 CURL_LIBS   ?= $(shell $(PKG_CONFIG) --libs libcurl)
@@ -127,10 +129,17 @@ install: $(MODULE)
 	install -m 0755 $(MODULE) $(DESTDIR)$(PREFIX)/lib/lua/$(LUA_ABI)/ecs_metadata/core.so
 	install -d $(DESTDIR)$(PREFIX)/share/lua/$(LUA_ABI)/ecs_metadata
 	install -m 0644 lua/ecs_metadata/*.lua $(DESTDIR)$(PREFIX)/share/lua/$(LUA_ABI)/ecs_metadata/
+	cd lua && for f in $$(find ecs_metadata -mindepth 2 -name '*.lua'); do \
+	    install -D -m 0644 $$f $(DESTDIR)$(PREFIX)/share/lua/$(LUA_ABI)/$$f || exit 1; \
+	done
+	install -d $(DESTDIR)$(PREFIX)/bin
+	sed '1s|^#!.*|#!$(LUA_INTERPRETER)|' bin/ecs-metadata >$(BUILD)/ecs-metadata
+	install -m 0755 $(BUILD)/ecs-metadata $(DESTDIR)$(PREFIX)/bin/ecs-metadata
 
 uninstall:
 	rm -rf $(DESTDIR)$(PREFIX)/lib/lua/$(LUA_ABI)/ecs_metadata \
 	       $(DESTDIR)$(PREFIX)/share/lua/$(LUA_ABI)/ecs_metadata
+	rm -f $(DESTDIR)$(PREFIX)/bin/ecs-metadata
 
 clean:
 	rm -rf build

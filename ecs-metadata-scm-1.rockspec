@@ -42,6 +42,7 @@ build = {
       incdirs = { "$(CURL_INCDIR)" },
       libdirs = { "$(CURL_LIBDIR)" },
     },
+    ["ecs_metadata.cli"] = "lua/ecs_metadata/cli.lua",
     ["ecs_metadata.client"] = "lua/ecs_metadata/client.lua",
     ["ecs_metadata.credentials"] = "lua/ecs_metadata/credentials.lua",
     ["ecs_metadata.discovery"] = "lua/ecs_metadata/discovery.lua",
@@ -53,6 +54,10 @@ build = {
     ["ecs_metadata.request"] = "lua/ecs_metadata/request.lua",
     ["ecs_metadata.time"] = "lua/ecs_metadata/time.lua",
     ["ecs_metadata.transport.curl"] = "lua/ecs_metadata/transport/curl.lua",
+  },
+  -- LuaRocks wraps it in a script that starts the Lua the rock is built for.
+  install = {
+    bin = { ["ecs-metadata"] = "bin/ecs-metadata" },
   },
 }
 
