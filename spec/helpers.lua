@@ -20,6 +20,9 @@
 --   helpers.run_lua(src, env) runs src in a fresh interpreter like this one,
 --                             with env changes (false unsets); returns
 --                             stdout, exit status, stderr
+--   helpers.interpreter()     the command that starts an interpreter like
+--                             this one ($ECSM_LUA, luajit or lua5.x)
+--   helpers.shell_quote(s)    s quoted for sh
 --   helpers.client(env, ...)  an ecs_metadata client with opts.env = env and
 --                             link_local_url = the endpoint, then the option
 --                             tables ... merged in order
@@ -215,6 +218,9 @@ local function interpreter()
     end
     return "lua" .. _VERSION:match("%d+%.%d+")
 end
+
+helpers.interpreter = interpreter
+helpers.shell_quote = shell_quote
 
 function helpers.run_lua(src, env)
     local script = os.tmpname()

@@ -938,7 +938,7 @@ local function run(argv, io_)
     local words = cmd.words
     local name = words[1]
     local def = name and COMMANDS[name]
-    if cmd.opts.help and (not name or name == "help") then
+    if cmd.opts.help and not name then
         emit(io_, main_help())
         return EXIT_OK
     end
@@ -983,9 +983,11 @@ local function run(argv, io_)
     null = ecs.null
     local client, msg, code = ecs.new(client_opts(cmd.opts))
     if not client then
-        -- an option value the library refuses
-        error(failure(tostring(msg), code, code == "invalid_argument"
-                      and EXIT_USAGE or exit_of(code)), 0)
+        -- an option value the library refuses: a usage error
+        if code == "invalid_argument" then
+            error(usage_error(tostring(msg)), 0)
+        end
+        error(failure(tostring(msg), code or "internal", exit_of(code)), 0)
     end
     local ctx = { client = client, opts = cmd.opts, args = args, io = io_,
                   emit = function(s) emit(io_, s) end }
