@@ -24,9 +24,10 @@ local mtype = math.type
 local _M = {}
 
 -- Raises "bad argument #n to 'fname' (msg)" at the caller of the public
--- function that called this one.
-function _M.argerror(n, fname, msg)
-    error("bad argument #" .. n .. " to '" .. fname .. "' (" .. msg .. ")", 3)
+-- function that called this one (level counts from that function, as
+-- error's does: 2 is its caller).
+function _M.argerror(n, fname, msg, level)
+    error("bad argument #" .. n .. " to '" .. fname .. "' (" .. msg .. ")", (level or 2) + 1)
 end
 
 -- Raises unless v is a table (or nil when optional is true).
