@@ -127,6 +127,8 @@ install: $(MODULE)
 	install -m 0755 $(MODULE) $(DESTDIR)$(PREFIX)/lib/lua/$(LUA_ABI)/ecs_metadata/core.so
 	install -d $(DESTDIR)$(PREFIX)/share/lua/$(LUA_ABI)/ecs_metadata
 	install -m 0644 lua/ecs_metadata/*.lua $(DESTDIR)$(PREFIX)/share/lua/$(LUA_ABI)/ecs_metadata/
+	install -d $(DESTDIR)$(PREFIX)/share/lua/$(LUA_ABI)/ecs_metadata/views
+	install -m 0644 lua/ecs_metadata/views/*.lua $(DESTDIR)$(PREFIX)/share/lua/$(LUA_ABI)/ecs_metadata/views/
 
 uninstall:
 	rm -rf $(DESTDIR)$(PREFIX)/lib/lua/$(LUA_ABI)/ecs_metadata \

@@ -53,6 +53,13 @@ build = {
     ["ecs_metadata.request"] = "lua/ecs_metadata/request.lua",
     ["ecs_metadata.time"] = "lua/ecs_metadata/time.lua",
     ["ecs_metadata.transport.curl"] = "lua/ecs_metadata/transport/curl.lua",
+    ["ecs_metadata.views.arn"] = "lua/ecs_metadata/views/arn.lua",
+    ["ecs_metadata.views.common"] = "lua/ecs_metadata/views/common.lua",
+    ["ecs_metadata.views.methods"] = "lua/ecs_metadata/views/methods.lua",
+    ["ecs_metadata.views.prometheus"] = "lua/ecs_metadata/views/prometheus.lua",
+    ["ecs_metadata.views.resource"] = "lua/ecs_metadata/views/resource.lua",
+    ["ecs_metadata.views.stats"] = "lua/ecs_metadata/views/stats.lua",
+    ["ecs_metadata.views.summary"] = "lua/ecs_metadata/views/summary.lua",
   },
 }
 
