@@ -54,6 +54,13 @@ build = {
     ["ecs_metadata.request"] = "lua/ecs_metadata/request.lua",
     ["ecs_metadata.time"] = "lua/ecs_metadata/time.lua",
     ["ecs_metadata.transport.curl"] = "lua/ecs_metadata/transport/curl.lua",
+    ["ecs_metadata.views.arn"] = "lua/ecs_metadata/views/arn.lua",
+    ["ecs_metadata.views.common"] = "lua/ecs_metadata/views/common.lua",
+    ["ecs_metadata.views.methods"] = "lua/ecs_metadata/views/methods.lua",
+    ["ecs_metadata.views.prometheus"] = "lua/ecs_metadata/views/prometheus.lua",
+    ["ecs_metadata.views.resource"] = "lua/ecs_metadata/views/resource.lua",
+    ["ecs_metadata.views.stats"] = "lua/ecs_metadata/views/stats.lua",
+    ["ecs_metadata.views.summary"] = "lua/ecs_metadata/views/summary.lua",
   },
   -- LuaRocks wraps it in a script that starts the Lua the rock is built for.
   install = {
