@@ -712,6 +712,251 @@ command("endpoint", {
     end,
 })
 
+-- ===================================================================
+-- The derived views
+-- ===================================================================
+
+-- Where the views come from: the client's methods and ecs.* once the
+-- library has them, until then the modules under ecs_metadata.views. This
+-- is the one place that knows.
+local function views(client)
+    if client.summary and ecs.task_stats_view then
+        return {
+            summary = function(c, o) return c:summary(o) end,
+            resource = function(c, o) return c:resource(o) end,
+            prometheus = function(c, o) return c:prometheus(o) end,
+            task_stats_view = ecs.task_stats_view,
+        }
+    end
+    local methods = require "ecs_metadata.views.methods"
+    return {
+        summary = methods.summary,
+        resource = methods.resource,
+        prometheus = methods.prometheus,
+        task_stats_view = require("ecs_metadata.views.stats").task_stats_view,
+    }
+end
+
+-- A view of this container and its task. With only the metadata file
+-- there is no task document: the file's own (it names the task) stands in.
+local function container_view(ctx, which)
+    local c = ctx.client
+    local view = views(c)[which]
+    local v, msg, code = view(c)
+    if v == nil and code == "not_on_ecs" then
+        local _, version = c:endpoint()
+        if version == "file" then
+            return view(c, { task = {} })
+        end
+    end
+    return v, msg, code
+end
+
+command("summary", {
+    summary = "what to log and route on, in one flat table",
+    help = { "Built from this container's metadata and its task's." },
+    kind = "doc",
+    run = function(ctx)
+        return container_view(ctx, "summary")
+    end,
+})
+
+command("resource", {
+    summary = "OpenTelemetry resource attributes",
+    help = { "By the semantic conventions (cloud.*, aws.ecs.*, aws.log.*, container.*)." },
+    kind = "doc",
+    run = function(ctx)
+        return container_view(ctx, "resource")
+    end,
+})
+
+command("prometheus", {
+    summary = "task metadata and stats in the Prometheus text format",
+    help = { "With the metric names, types and labels of prometheus-community's",
+             "ecs_exporter (v0.4), and more under names of the same style." },
+    kind = "text",
+    run = function(ctx)
+        return views(ctx.client).prometheus(ctx.client)
+    end,
+})
+
+-- Sizes as `docker stats` writes them: memory in powers of 1024 with four
+-- digits, network and block I/O in powers of 1000 with three.
+local BINARY = { "B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB" }
+local DECIMAL = { "B", "kB", "MB", "GB", "TB", "PB", "EB" }
+
+local function size(x, base, units, digits)
+    if type(x) ~= "number" then
+        return "--"
+    end
+    local i = 1
+    while x >= base and i < #units do
+        x, i = x / base, i + 1
+    end
+    return format("%." .. digits .. "g", x) .. units[i]
+end
+
+local function percent(x)
+    return type(x) == "number" and format("%.2f%%", x) or "--"
+end
+
+local STATS_HEADER = { "NAME", "CPU %", "MEM USAGE / LIMIT", "MEM %", "NET I/O",
+                       "BLOCK I/O", "PIDS" }
+
+local function stats_row(name, v)
+    if not v then
+        return { name, "--", "-- / --", "--", "-- / --", "-- / --", "--" }
+    end
+    return {
+        name,
+        percent(v.cpu_percent),
+        size(v.memory_used, 1024, BINARY, 4) .. " / " .. size(v.memory_limit, 1024, BINARY, 4),
+        percent(v.memory_percent),
+        size(v.network_rx_bytes, 1000, DECIMAL, 3) .. " / "
+            .. size(v.network_tx_bytes, 1000, DECIMAL, 3),
+        size(v.block_read_bytes, 1000, DECIMAL, 3) .. " / "
+            .. size(v.block_write_bytes, 1000, DECIMAL, 3),
+        type(v.pids) == "number" and number_text(v.pids) or "--",
+    }
+end
+
+-- One sample as a table: a row per container of the task (in the task's
+-- order), then stats the task does not name (by short id), then TOTAL.
+local function stats_table(view, task)
+    local rows, done = {}, {}
+    local without = {}
+    for _, name in ipairs(view.without_stats or {}) do
+        without[name] = true
+    end
+    for _, c in ipairs(type(task) == "table" and type(task.Containers) == "table"
+                       and task.Containers or {}) do
+        local name = type(c) == "table" and (c.Name or c.DockerId)
+        if type(name) == "string" and not done[name] then
+            done[name] = true
+            local v = view.containers and view.containers[name]
+            if v or without[name] then
+                rows[#rows + 1] = stats_row(name, v)
+            end
+        end
+    end
+    local ids = sorted_keys(view.unmatched or {})
+    for _, id in ipairs(ids) do
+        rows[#rows + 1] = stats_row(sub(id, 1, 12), view.unmatched[id])
+    end
+    for _, name in ipairs(view.without_stats or {}) do
+        if not done[name] then
+            rows[#rows + 1] = stats_row(sub(name, 1, 12), nil)
+        end
+    end
+    rows[#rows + 1] = stats_row("TOTAL", view.totals or {})
+    return text_table(STATS_HEADER, rows)
+end
+
+local function sleep_until(t)
+    local core = require "ecs_metadata.core"
+    -- In short naps, so that Ctrl-C is heard soon.
+    while true do
+        local left = t - core.now()
+        if left <= 0 then
+            return
+        end
+        core._sleep(left < 0.1 and left or 0.1)
+    end
+end
+
+command("stats-view", {
+    summary = "CPU %, memory, network and block I/O per container",
+    usage = "stats-view [--interval SECONDS] [--count N]",
+    list = "stats-view",
+    help = {
+        "The numbers `docker stats` shows, per container of the task and in total.",
+        "One sample: CPU % from the agent's own previous reading. With --interval,",
+        "a sample every SECONDS (CPU % from the previous sample), --count N times",
+        "or until interrupted; --count alone samples every second. With --json,",
+        "one line per sample.",
+    },
+    takes = { interval = true, count = true },
+    kind = "doc",
+    stream = function(ctx)
+        local c, o = ctx.client, ctx.opts
+        local view_of = views(c).task_stats_view
+        local interval = o.interval or (o.count and o.count > 1 and 1) or nil
+        local start = require("ecs_metadata.core").now()
+        local prev
+        local n = 0
+        while true do
+            local task, msg, code = c:task()
+            if not task then
+                error(failure(tostring(msg), code or "error", exit_of(code)), 0)
+            end
+            local stats
+            stats, msg, code = c:task_stats()
+            if not stats then
+                error(failure(tostring(msg), code or "error", exit_of(code)), 0)
+            end
+            local view = view_of(stats, task, prev)
+            if type(view.without_stats) == "table" then
+                setmetatable(view.without_stats, ARRAY_MT)
+            end
+            local text
+            if o.json or o.field then
+                text = ctx.render(view)
+            else
+                text = stats_table(view, task)
+            end
+            ctx.emit((n > 0 and not o.json and not o.field) and "\n" .. text or text)
+            n = n + 1
+            if not interval or (o.count and n >= o.count) then
+                break
+            end
+            prev = stats
+            sleep_until(start + n * interval)
+        end
+        c:close()
+        return EXIT_OK
+    end,
+})
+
+-- Single values for scripts, out of the summary.
+local FIELDS = {
+    { "task-id", "task_id", "the task's id (the end of its ARN)" },
+    { "task-arn", "task_arn", "the task's ARN" },
+    { "cluster", "cluster", "the cluster's name" },
+    { "family", "family", "the task definition's family" },
+    { "revision", "revision", "the task definition's revision" },
+    { "az", "availability_zone", "the availability zone" },
+    { "region", "region", "the region" },
+    { "account", "account", "the AWS account id" },
+    { "container-id", "docker_id", "this container's Docker id" },
+    { "container-name", "container_name", "this container's name" },
+    { "image", "image", "this container's image" },
+    { "ip", "private_ipv4", "this container's private IPv4 address" },
+    { "log-group", "awslogs_group", "the awslogs group" },
+    { "log-stream", "awslogs_stream", "the awslogs stream" },
+}
+
+for _, f in ipairs(FIELDS) do
+    local name, key, what = f[1], f[2], f[3]
+    command(name, {
+        summary = what,
+        help = { "The summary's " .. key .. "; --json prints it as a JSON string." },
+        kind = "field",
+        field_of = key,
+        run = function(ctx)
+            local s, msg, code = container_view(ctx, "summary")
+            if s == nil then
+                return nil, msg, code
+            end
+            local v = s[key]
+            if v == nil then
+                return nil, name .. ": no " .. key .. " in the summary of "
+                    .. "this container's and task's metadata", "no_field"
+            end
+            return v
+        end,
+    })
+end
+
 command("help", {
     summary = "this text, or a subcommand's",
     usage = "help [SUBCOMMAND]",
@@ -751,6 +996,8 @@ local OPTION_HELP = {
     { "--wait SECONDS", "file, container: wait for the file to be READY" },
     { "--container-id ID", "container, stats on v2: the Docker id" },
     { "--show-secrets", "credentials: show SecretAccessKey and Token" },
+    { "--interval SECONDS", "stats-view: a sample every SECONDS" },
+    { "--count N", "stats-view: N samples" },
     { "-h, --help", "this text; SUBCOMMAND --help: the subcommand's" },
 }
 
@@ -974,9 +1221,13 @@ local function run(argv, io_)
     if not ecs then
         local ok, mod = pcall(require, "ecs_metadata")
         if not ok then
-            error(failure("cannot load the ecs_metadata module: "
-                          .. match(tostring(mod), "^[^\n]*"), "internal",
-                          EXIT_FAILED), 0)
+            -- The first of the places require tried is enough to go on.
+            local why = gsub(tostring(mod), "\n\t?", " ")
+            if #why > 300 then
+                why = sub(why, 1, 300) .. "..."
+            end
+            error(failure("cannot load the ecs_metadata module: " .. why,
+                          "internal", EXIT_FAILED), 0)
         end
         ecs = mod
     end
@@ -990,7 +1241,8 @@ local function run(argv, io_)
         error(failure(tostring(msg), code or "internal", exit_of(code)), 0)
     end
     local ctx = { client = client, opts = cmd.opts, args = args, io = io_,
-                  emit = function(s) emit(io_, s) end }
+                  emit = function(s) emit(io_, s) end,
+                  render = function(v) return render(def, v, cmd.opts) end }
     if def.stream then
         return def.stream(ctx)
     end
