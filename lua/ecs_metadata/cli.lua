@@ -387,6 +387,11 @@ end
 
 local EXIT_OF = { not_on_ecs = EXIT_NOT_ON_ECS, usage = EXIT_USAGE }
 
+-- The exit status of a library error code.
+local function exit_of(code)
+    return EXIT_OF[code] or EXIT_FAILED
+end
+
 -- Writes s and flushes; a closed pipe raises CLOSED, any other write error
 -- a failure.
 local function emit(io_, s)
@@ -1122,11 +1127,6 @@ local function client_opts(opts)
     return o
 end
 
--- The exit status of a library error code.
-local function exit_of(code)
-    return EXIT_OF[code] or EXIT_FAILED
-end
-
 -- Checks what the parsed command line asks of def; a failure, or nil.
 local function check_command(def, cmd)
     local seen = cmd.seen
@@ -1222,11 +1222,11 @@ local function run(argv, io_)
         local ok, mod = pcall(require, "ecs_metadata")
         if not ok then
             -- The first of the places require tried is enough to go on.
-            local why = gsub(tostring(mod), "\n\t?", " ")
-            if #why > 300 then
-                why = sub(why, 1, 300) .. "..."
+            local cause = gsub(tostring(mod), "\n\t?", " ")
+            if #cause > 300 then
+                cause = sub(cause, 1, 300) .. "..."
             end
-            error(failure("cannot load the ecs_metadata module: " .. why,
+            error(failure("cannot load the ecs_metadata module: " .. cause,
                           "internal", EXIT_FAILED), 0)
         end
         ecs = mod
