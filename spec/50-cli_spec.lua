@@ -505,7 +505,7 @@ describe("ecs-metadata --help", function()
     assert.are.equal(0, status)
     assert.are.equal("", err)
     for name in pairs(cli.COMMANDS) do
-      assert.matches("\n  " .. name:gsub("%p", "%%%0") .. "[ %[]", out)
+      assert.matches("[ \n]" .. name:gsub("%p", "%%%0") .. "[ \n]", out)
     end
     for _, opt in ipairs({ "--json", "--field PATH", "--env KEY=VALUE", "--timeout", "--retries",
                            "--version v4|v3|v2|file", "--wait", "--show-secrets" }) do
