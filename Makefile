@@ -127,10 +127,8 @@ fuzz:
 install: $(MODULE)
 	install -d $(DESTDIR)$(PREFIX)/lib/lua/$(LUA_ABI)/ecs_metadata
 	install -m 0755 $(MODULE) $(DESTDIR)$(PREFIX)/lib/lua/$(LUA_ABI)/ecs_metadata/core.so
-	install -d $(DESTDIR)$(PREFIX)/share/lua/$(LUA_ABI)/ecs_metadata
-	install -m 0644 lua/ecs_metadata/*.lua $(DESTDIR)$(PREFIX)/share/lua/$(LUA_ABI)/ecs_metadata/
-	cd lua && for f in $$(find ecs_metadata -mindepth 2 -name '*.lua'); do \
-	    install -D -m 0644 $$f $(DESTDIR)$(PREFIX)/share/lua/$(LUA_ABI)/$$f || exit 1; \
+	cd lua && find ecs_metadata -name '*.lua' | while read -r f; do \
+	    install -D -m 0644 "$$f" "$(DESTDIR)$(PREFIX)/share/lua/$(LUA_ABI)/$$f" || exit 1; \
 	done
 	install -d $(DESTDIR)$(PREFIX)/bin
 	sed '1s|^#!.*|#!$(LUA_INTERPRETER)|' bin/ecs-metadata >$(BUILD)/ecs-metadata

@@ -53,6 +53,7 @@ build = {
     ["ecs_metadata.protection"] = "lua/ecs_metadata/protection.lua",
     ["ecs_metadata.request"] = "lua/ecs_metadata/request.lua",
     ["ecs_metadata.time"] = "lua/ecs_metadata/time.lua",
+    ["ecs_metadata.transport"] = "lua/ecs_metadata/transport/init.lua",
     ["ecs_metadata.transport.curl"] = "lua/ecs_metadata/transport/curl.lua",
     ["ecs_metadata.views.arn"] = "lua/ecs_metadata/views/arn.lua",
     ["ecs_metadata.views.common"] = "lua/ecs_metadata/views/common.lua",
@@ -61,6 +62,8 @@ build = {
     ["ecs_metadata.views.resource"] = "lua/ecs_metadata/views/resource.lua",
     ["ecs_metadata.views.stats"] = "lua/ecs_metadata/views/stats.lua",
     ["ecs_metadata.views.summary"] = "lua/ecs_metadata/views/summary.lua",
+    ["ecs_metadata.options"] = "lua/ecs_metadata/options.lua",
+    ["ecs_metadata.cache"] = "lua/ecs_metadata/cache.lua",
   },
   -- LuaRocks wraps it in a script that starts the Lua the rock is built for.
   install = {
