@@ -441,8 +441,8 @@ describe("ecs-metadata exit status and errors", function()
       assert.are.equal(3, status, args[1])
       assert_error_line(err, "not_on_ecs")
     end
-    -- a source that lacks the function
-    local _, status, err = run({ "--version", "v2", "task-with-tags" }, R.NONE)
+    -- a source that is not there, though another is
+    local _, status, err = run({ "--version", "v3", "task" }, { ECS_CONTAINER_METADATA_URI_V4 = E .. "/v4/ec2" })
     assert.are.equal(3, status)
     assert_error_line(err, "not_on_ecs")
   end)

@@ -747,14 +747,11 @@ end
 local function container_view(ctx, which)
     local c = ctx.client
     local view = views(c)[which]
-    local v, msg, code = view(c)
-    if v == nil and code == "not_on_ecs" then
-        local _, version = c:endpoint()
-        if version == "file" then
-            return view(c, { task = {} })
-        end
+    local _, version = c:endpoint()
+    if version == "file" then
+        return view(c, { task = {} })
     end
-    return v, msg, code
+    return view(c)
 end
 
 command("summary", {
