@@ -423,10 +423,13 @@ local function positive_seconds(s)
     return n
 end
 
+-- The library's own bound for a wait (a day).
+local MAX_WAIT = 86400
+
 local function seconds_or_zero(s)
     local n = tonumber(s)
-    if not n or n ~= n or n < 0 or n == huge then
-        return nil, "a number of seconds >= 0"
+    if not n or n ~= n or n < 0 or n > MAX_WAIT then
+        return nil, "a number of seconds from 0 to " .. MAX_WAIT
     end
     return n
 end
