@@ -445,7 +445,8 @@ describe("ecs-metadata exit status and errors", function()
       assert_error_line(err, "not_on_ecs")
     end
     -- a source that is not there, though another is
-    local _, status, err = run({ "--version", "v3", "task" }, { ECS_CONTAINER_METADATA_URI_V4 = E .. "/v4/ec2" })
+    local _, status, err = run({ "--version", "v3", "task" },
+                               { ECS_CONTAINER_METADATA_URI_V4 = E .. "/v4/ec2" })
     assert.are.equal(3, status)
     assert_error_line(err, "not_on_ecs")
   end)
