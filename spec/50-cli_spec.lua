@@ -443,6 +443,8 @@ describe("ecs-metadata exit status and errors", function()
       assert.are.equal("", out)
       assert.are.equal(3, status, args[1])
       assert_error_line(err, "not_on_ecs")
+      -- the library's message, which names the function once
+      assert.not_matches("(%w+): %1:", err)
     end
     -- a source that is not there, though another is
     local _, status, err = run({ "--version", "v3", "task" },

@@ -714,7 +714,7 @@ command("endpoint", {
     run = function(ctx)
         local base, version, code = ctx.client:endpoint()
         if not base then
-            return nil, "endpoint: " .. tostring(version), code
+            return nil, version, code
         end
         return { base = base, version = version }
     end,
