@@ -29,6 +29,12 @@ endif
 # What the installed ecs-metadata's first line names.
 LUA_INTERPRETER ?= $(shell command -v $(LUA_BIN) 2>/dev/null || echo /usr/bin/$(LUA_BIN))
 
+# A missing libcurl is said in words, not as a compiler error.
+ifeq (,$(CURL_LIBS)$(filter clean check uninstall,$(MAKECMDGOALS)))
+ifneq (0,$(shell $(PKG_CONFIG) --exists libcurl >/dev/null 2>&1; echo $$?))
+$(error libcurl's development files were not found by $(PKG_CONFIG): install libcurl4-openssl-dev (Debian, Ubuntu) or libcurl-devel, or set CURL_CFLAGS and CURL_LIBS)
+endif
+endif
 CURL_CFLAGS ?= $(shell $(PKG_CONFIG) --cflags libcurl)
 CURL_LIBS   ?= $(shell $(PKG_CONFIG) --libs libcurl)
 
@@ -87,7 +93,7 @@ $(BUILD)/obj/%.o: src/%.c
 -include $(OBJECTS:.o=.d)
 
 test: $(MODULE)
-	$(SERVE) $(RUN) $(BUSTED) --lua=$(LUA_BIN) $(BUSTED_FLAGS)
+	$(SERVE) $(RUN) $(BUSTED) --lua=$(LUA_BIN) --cpath=$(BUILD)/?.so $(BUSTED_FLAGS)
 
 test-all:
 	$(MAKE) test LUA=5.4
@@ -99,7 +105,7 @@ VALGRIND = valgrind --quiet --leak-check=full --errors-for-leak-kinds=definite \
            --error-exitcode=1 --suppressions=.ci/valgrind.supp
 valgrind: $(MODULE)
 	$(SERVE) $(RUN) ECSM_UNDER_VALGRIND=1 \
-	    $(VALGRIND) $(LUA_BIN) $$(command -v $(BUSTED)) $(BUSTED_FLAGS)
+	    $(VALGRIND) $(LUA_BIN) $$(command -v $(BUSTED)) --cpath=$(BUILD)/?.so $(BUSTED_FLAGS)
 
 check:
 	luacheck .

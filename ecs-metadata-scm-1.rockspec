@@ -14,17 +14,21 @@ layer: the task metadata endpoint (v4, v3, v2), Docker stats, the container
 metadata file, task scale-in protection and task role credentials, from plain
 Lua, LuaJIT and OpenResty.
 ]],
+  homepage = "https://github.com/ecs-metadata/ecs-metadata",
   license = "MIT",
   labels = { "aws", "ecs", "fargate", "metadata", "json" },
 }
 
+-- lua-cjson is only the specs' reference decoder and the demo's encoder:
+-- the library itself needs nothing but Lua and libcurl.
 dependencies = {
   "lua >= 5.1, < 5.5",
-  "lua-cjson",
 }
 
 -- Only the library is checked: on Debian the header sits in a multiarch
 -- folder that LuaRocks 3.8 does not search, and the compiler finds it anyway.
+-- Without libcurl's development files (Debian: libcurl4-openssl-dev) the
+-- check fails with LuaRocks' "Could not find library file for CURL".
 external_dependencies = {
   CURL = { library = "curl" },
 }
