@@ -544,13 +544,12 @@ describe("ecs-metadata, installed", function()
     return s
   end
 
-  -- The build the specs run against (make test's LUA_CPATH).
-  local build = (os.getenv("LUA_CPATH") or ""):match("^([^;]*)/%?%.so")
+  -- The build the specs run against: make test's LUA_CPATH, else .busted's.
   local lua = rawget(_G, "jit") and "luajit" or _VERSION:match("%d+%.%d+")
+  local build = (os.getenv("LUA_CPATH") or ""):match("^([^;]*)/%?%.so") or "build/" .. lua
   local abi = rawget(_G, "jit") and "5.1" or lua
 
   it("by make install: the first line names the interpreter", function()
-    assert.is_string(build, "LUA_CPATH names no build (run the specs with make test)")
     local dest = os.tmpname()
     os.remove(dest)
     local log = sh("make -s install LUA=" .. lua .. " BUILD=" .. build .. " DESTDIR=" .. dest
