@@ -586,3 +586,43 @@ describe("ecs-metadata, installed", function()
     assert.matches("^ecs%-metadata: cannot load ecs_metadata%.cli: [^\n]* %[internal%]\n1\n$", out)
   end)
 end)
+
+describe("ecs_metadata.cli's JSON", function()
+  it("sorts keys, keeps [] and {}, escapes what JSON must", function()
+    local A = cli.ARRAY_MT
+    assert.are.equal('{"a":{"c":2,"d":[],"e":{}},"b":[1,"x",true,null]}',
+                     cli.json({ b = setmetatable({ 1, "x", true, ecs.null }, A),
+                                a = { e = {}, d = setmetatable({}, A), c = 2 } }))
+    assert.are.equal('"q\\"\\\\\\n\\t\\u0001\\u007f/é"', cli.json('q"\\\n\t\1\127/é'))
+  end)
+
+  it("writes numbers exactly, in the shortest form that reads back", function()
+    assert.are.equal("0.1", cli.json(0.1))
+    assert.are.equal("0.3333333333333333", cli.json(1 / 3))
+    assert.are.equal("1e+300", cli.json(1e300))
+    assert.are.equal("null", cli.json(0 / 0))
+    assert.are.equal("null", cli.json(math.huge))
+    assert.are.equal("1.8446744073709552e+19", cli.json(2 ^ 64))
+    if math.type then
+      assert.are.equal("9223372036854775807", cli.json(math.maxinteger))
+      assert.are.equal("-9223372036854775808", cli.json(math.mininteger))
+      assert.are.equal("2.0", cli.json(2.0))
+      assert.are.equal("2", cli.json(2))
+    else
+      assert.are.equal("2", cli.json(2))
+      assert.are.equal("9223372036854771712", cli.json(9223372036854771712))
+    end
+  end)
+
+  it("reads back as the very document, for every fixture", function()
+    local n = 0
+    for _, f in ipairs(helpers.fixtures()) do
+      local doc = ecs.decode(f.body, { array_mt = cli.ARRAY_MT })
+      if doc ~= nil then
+        assert.are.same(doc, decode(cli.json(doc)), f.rel)
+        n = n + 1
+      end
+    end
+    assert.is_true(n >= 50, n)
+  end)
+end)
