@@ -6,9 +6,12 @@
 --   os.exit(cli.main({ "task", "--json" }))
 --
 -- It owns the command line (subcommands, options, --help), the two output
--- formats (aligned `PATH  value` lines, and JSON), --field, the exit codes
--- and the one-line error messages. The data comes from the library's public
--- API only: ecs.new(opts) and the client's methods.
+-- formats (aligned `PATH  value` lines, and JSON), --field, stats-view's
+-- table and its sampling, the exit codes and the one-line error messages.
+-- The data comes from the library's public API: ecs.new(opts), the
+-- client's methods, and the views (views() says where they are found until
+-- the library has c:summary() and ecs.task_stats_view); stats-view's clock
+-- is the C core's now() and _sleep().
 --
 -- Caveats:
 --  * JSON is written by a small encoder of its own, not lua-cjson: cjson
@@ -294,40 +297,27 @@ function _M.human(v)
 end
 
 -- A table: rows of cells under a header, each column as wide as its widest
--- cell; columns listed in `right` are aligned to the right.
-local function text_table(header, rows, right)
+-- cell, three spaces apart.
+local function text_table(header, rows)
     local widths = {}
-    local function measure(row)
+    local all = { header }
+    for _, row in ipairs(rows) do
+        all[#all + 1] = row
+    end
+    for _, row in ipairs(all) do
         for i, cell in ipairs(row) do
             if #cell > (widths[i] or 0) then
                 widths[i] = #cell
             end
         end
     end
-    if header then
-        measure(header)
-    end
-    for _, row in ipairs(rows) do
-        measure(row)
-    end
     local out = {}
-    local function line(row)
+    for _, row in ipairs(all) do
         local cells = {}
         for i, cell in ipairs(row) do
-            local pad = rep(" ", widths[i] - #cell)
-            if i == #row then
-                cells[i] = (right and right[i]) and pad .. cell or cell
-            else
-                cells[i] = (right and right[i]) and pad .. cell or cell .. pad
-            end
+            cells[i] = i < #row and cell .. rep(" ", widths[i] - #cell) or cell
         end
         out[#out + 1] = concat(cells, "   ")
-    end
-    if header then
-        line(header)
-    end
-    for _, row in ipairs(rows) do
-        line(row)
     end
     out[#out + 1] = ""
     return concat(out, "\n")
@@ -1240,7 +1230,7 @@ local function run(argv, io_)
         end
         error(failure(tostring(msg), code or "internal", exit_of(code)), 0)
     end
-    local ctx = { client = client, opts = cmd.opts, args = args, io = io_,
+    local ctx = { client = client, opts = cmd.opts, args = args,
                   emit = function(s) emit(io_, s) end,
                   render = function(v) return render(def, v, cmd.opts) end }
     if def.stream then
@@ -1295,7 +1285,6 @@ end
 
 -- For specs and views: the subcommand table and the helpers above.
 _M.COMMANDS = COMMANDS
-_M._command = command
 _M.ORDER = ORDER
 
 return _M
