@@ -626,3 +626,30 @@ describe("ecs_metadata.cli's JSON", function()
     assert.is_true(n >= 50, n)
   end)
 end)
+
+describe("ecs_metadata.cli.main", function()
+  local function files()
+    return { stdout = assert(io.tmpfile()), stderr = assert(io.tmpfile()) }
+  end
+  local function text(f)
+    f:seek("set")
+    return f:read("*a")
+  end
+
+  it("runs in this process, writing where io says", function()
+    local io_ = files()
+    assert.are.equal(0, cli.main({ "--help" }, io_))
+    assert.matches("^Usage: ecs%-metadata", text(io_.stdout))
+    assert.are.equal("", text(io_.stderr))
+
+    io_ = files()
+    assert.are.equal(2, cli.main({ "nope" }, io_))
+    assert.are.equal("", text(io_.stdout))
+    assert.matches("^ecs%-metadata: no subcommand 'nope' [^\n]*%[usage%]\n$", text(io_.stderr))
+
+    io_ = files()
+    assert.are.equal(0, cli.main({ "--env", "ECS_CONTAINER_METADATA_URI_V4=" .. E .. "/v4/ec2",
+                                   "task", "--field", "Family" }, io_))
+    assert.are.equal("curltest\n", text(io_.stdout))
+  end)
+end)

@@ -1211,7 +1211,8 @@ local function run(argv, io_)
     if not ecs then
         local ok, mod = pcall(require, "ecs_metadata")
         if not ok then
-            -- The first of the places require tried is enough to go on.
+            -- require lists every place it tried: the first few are
+            -- enough to go on.
             local cause = gsub(tostring(mod), "\n\t?", " ")
             if #cause > 300 then
                 cause = sub(cause, 1, 300) .. "..."
