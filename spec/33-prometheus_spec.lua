@@ -273,6 +273,15 @@ describe("ecs.prometheus", function()
                     one.ecs_container_memory_usage_bytes.samples)
   end)
 
+  it("writes a field the task lacks as an empty label value", function()
+    -- The 2018 v3 task has neither AvailabilityZone nor LaunchType.
+    local info_series = parse(render(vf.decode("v3-task/docs-2018-ec2-awsvpc-nginx-no-az.json")))
+      .ecs_task_metadata_info.samples
+    assert.are.same({ ['{availability_zone="",cluster="default",desired_status="RUNNING",family="nginx",'
+                      .. 'known_status="RUNNING",launch_type="",revision="5",task_arn="arn:aws:ecs:us-west-2:'
+                      .. '012345678910:task/9781c248-0edd-4cdb-9a93-f63cb662a5d3"}'] = "1" }, info_series)
+  end)
+
   it("escapes label values, writes a series once, keeps integers exact", function()
     local task = {
       Family = 'a"b\\c\nd', TaskARN = "t",

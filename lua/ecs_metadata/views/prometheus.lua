@@ -184,8 +184,9 @@ _M.value_text = value_text
 
 -- The samples of one rendering gather in a sheet: family name ->
 -- { keys = { key, ... }, lines = { key -> line } }. put adds a series;
--- labels is a flat list of name, value pairs already sorted by name. The
--- first series with given labels stays.
+-- labels is a flat list of name, value pairs (strings, never nil: a hole
+-- would cut the list short) already sorted by name. The first series with
+-- given labels stays.
 local function put(sheet, name, labels, value)
     if value == nil then
         return
@@ -199,7 +200,7 @@ local function put(sheet, name, labels, value)
     if labels then
         local vals, pairs_out = {}, {}
         for i = 1, #labels, 2 do
-            local v = labels[i + 1] or ""
+            local v = labels[i + 1]
             vals[#vals + 1] = v
             pairs_out[#pairs_out + 1] = labels[i] .. '="' .. escape(v) .. '"'
         end
@@ -254,15 +255,16 @@ local function epoch_seconds(s)
 end
 
 local function task_families(sheet, task)
+    -- A field the task lacks is an empty label value, as in ecs_exporter.
     put(sheet, "ecs_task_metadata_info", {
-        "availability_zone", text(task.AvailabilityZone),
-        "cluster", text(task.Cluster),
-        "desired_status", text(task.DesiredStatus),
-        "family", text(task.Family),
-        "known_status", text(task.KnownStatus),
-        "launch_type", text(task.LaunchType),
-        "revision", text(task.Revision),
-        "task_arn", text(task.TaskARN),
+        "availability_zone", text(task.AvailabilityZone) or "",
+        "cluster", text(task.Cluster) or "",
+        "desired_status", text(task.DesiredStatus) or "",
+        "family", text(task.Family) or "",
+        "known_status", text(task.KnownStatus) or "",
+        "launch_type", text(task.LaunchType) or "",
+        "revision", text(task.Revision) or "",
+        "task_arn", text(task.TaskARN) or "",
     }, 1)
     local lim = tab(task.Limits)
     if lim then
@@ -285,7 +287,7 @@ end
 -- ===================================================================
 
 local function container_families(sheet, task, c, s, networks, order)
-    local labels = { "container_name", text(c.Name) }
+    local labels = { "container_name", text(c.Name) or "" }
     put(sheet, "ecs_container_restarts_total", labels, number(c.RestartCount))
 
     local cpu = tab(s.cpu_stats) or {}
