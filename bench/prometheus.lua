@@ -2,8 +2,8 @@
 -- largest task stats fixture (with its task) against decoding that same
 -- document with core.decode, side by side in one run:
 --
---   LUA_CPATH='build/5.4/?.so;;' lua5.4 bench/prometheus.lua [rounds]
---   LUA_CPATH='build/luajit/?.so;;' luajit bench/prometheus.lua
+--   LUA_PATH='lua/?.lua;;' LUA_CPATH='build/5.4/?.so;;' lua5.4 bench/prometheus.lua [rounds]
+--   LUA_PATH='lua/?.lua;;' LUA_CPATH='build/luajit/?.so;;' luajit bench/prometheus.lua
 --
 -- Times are CPU seconds (os.clock) per call, the median of interleaved
 -- rounds, each round repeating the call enough times to take about 20 ms.
