@@ -66,7 +66,6 @@ local ECS_SHAPES = {
                                { "cluster", "container_instance_id" } },
     container = { { "container_id" }, { "cluster", "task_id", "container_id" } },
     service = { { "service_name" }, { "cluster", "service_name" } },
-    ["task-set"] = { { "cluster", "service_name", "task_set_id" } },
 }
 
 local function ecs_parts(r, fname, s)
@@ -77,6 +76,15 @@ local function ecs_parts(r, fname, s)
             return invalid(fname, s, "a task definition is family:revision")
         end
         r.family, r.revision = family, revision
+        return r
+    end
+    if t == "task-set" then
+        -- cluster/service/id, where the id has a slash of its own ("ecs-svc/123...").
+        local cluster, service, id = match(r.id, "^([^/]+)/([^/]+)/(.+)$")
+        if not cluster or not components(id) then
+            return invalid(fname, s, "a task set is cluster/service/id")
+        end
+        r.cluster, r.service_name, r.task_set_id = cluster, service, id
         return r
     end
     local shapes = ECS_SHAPES[t]

@@ -36,8 +36,12 @@
 --    document without one, the page cache on cgroup v2); our families leave
 --    such a series out instead.
 --  * Families come sorted by name and series by label values, as the Go
---    client writes them; a family with no series is left out; a second
---    series with the same labels is dropped, never written twice.
+--    client writes them; a family with no series is left out; of two
+--    containers with one name, the first one's series are written, so no
+--    series is ever written twice.
+--  * Label texts and timestamps, which repeat from scrape to scrape, are
+--    kept in small caches keyed by the strings they come from (bounded:
+--    emptied past 256 entries). Nothing else outlives a call.
 --  * Integers are written as integers (exact above 2^53 on Lua 5.3+),
 --    floats with the fewest digits that read back the same.
 --  * Pure: the tables given are only read, never changed or kept.
@@ -62,7 +66,7 @@ local text = common.text
 local timestamp = common.timestamp
 local check_table = common.check_table
 local has_stats = stats.has_stats
-local stats_view = stats.stats_view
+local memory_and_io = stats.memory_and_io
 local interfaces = stats.interfaces
 
 local mtype = math.type
@@ -129,16 +133,16 @@ local FAMILIES = {
 }
 _M.FAMILIES = FAMILIES
 
--- Docker's interface counter -> the family it feeds.
+-- Docker's interface counters, each followed by the family it feeds.
 local NETWORK = {
-    rx_bytes = "ecs_network_receive_bytes_total",
-    rx_packets = "ecs_network_receive_packets_total",
-    rx_dropped = "ecs_network_receive_packets_dropped_total",
-    rx_errors = "ecs_network_receive_errors_total",
-    tx_bytes = "ecs_network_transmit_bytes_total",
-    tx_packets = "ecs_network_transmit_packets_total",
-    tx_dropped = "ecs_network_transmit_packets_dropped_total",
-    tx_errors = "ecs_network_transmit_errors_total",
+    "rx_bytes", "ecs_network_receive_bytes_total",
+    "rx_packets", "ecs_network_receive_packets_total",
+    "rx_dropped", "ecs_network_receive_packets_dropped_total",
+    "rx_errors", "ecs_network_receive_errors_total",
+    "tx_bytes", "ecs_network_transmit_bytes_total",
+    "tx_packets", "ecs_network_transmit_packets_total",
+    "tx_dropped", "ecs_network_transmit_packets_dropped_total",
+    "tx_errors", "ecs_network_transmit_errors_total",
 }
 
 -- ===================================================================
@@ -148,15 +152,48 @@ local NETWORK = {
 local ESCAPES = { ["\\"] = "\\\\", ['"'] = '\\"', ["\n"] = "\\n" }
 
 local function escape(v)
-    if find(v, '[\\"\n]') then
+    if find(v, "\\", 1, true) or find(v, '"', 1, true) or find(v, "\n", 1, true) then
         return (gsub(v, '[\\"\n]', ESCAPES))
     end
     return v
 end
 
+-- Label texts and timestamp values repeat from one rendering to the next
+-- (the same task, the same containers): they are kept, keyed by the
+-- strings they are made of, in caches of bounded size. Strings never
+-- change, so a kept text is always the one the string gives.
+local MAX_KEPT = 256
+
+local function new_cache()
+    return { n = 0, map = {} }
+end
+
+local function keep(cache, key, value)
+    if cache.n >= MAX_KEPT then
+        cache.n, cache.map = 0, {}
+    end
+    cache.n = cache.n + 1
+    cache.map[key] = value
+    return value
+end
+
+local label_caches = {}
+
+-- A series' labels as written: '{name="value"}'.
+local function label(name, value)
+    local cache = label_caches[name]
+    if not cache then
+        cache = new_cache()
+        label_caches[name] = cache
+    end
+    return cache.map[value] or keep(cache, value, "{" .. name .. '="' .. escape(value) .. '"}')
+end
+
+local FLOAT_FORMATS = { "%.15g", "%.16g", "%.17g" }
+
 local function shortest(x)
-    for digits = 15, 17 do
-        local s = format("%." .. digits .. "g", x)
+    for i = 1, 2 do
+        local s = format(FLOAT_FORMATS[i], x)
         if tonumber(s) == x then
             return s
         end
@@ -182,54 +219,62 @@ local function value_text(x)
 end
 _M.value_text = value_text
 
--- The samples of one rendering gather in a sheet: family name ->
--- { keys = { key, ... }, lines = { key -> line } }. put adds a series;
--- labels is a flat list of name, value pairs already sorted by name. The
--- first series with given labels stays.
-local function put(sheet, name, labels, value)
+-- Each family's HELP and TYPE lines, written once; the families in the
+-- order they are written; and the rows their series are in.
+local HEADERS, ORDER, KIND = {}, {}, {}
+for name, def in pairs(FAMILIES) do
+    HEADERS[name] = "# HELP " .. name .. " " .. def[2] .. "\n# TYPE " .. name .. " " .. def[1] .. "\n"
+    ORDER[#ORDER + 1] = name
+    KIND[name] = find(name, "^ecs_task_") and "task" or find(name, "^ecs_network_") and "interface"
+        or "container"
+end
+sort(ORDER)
+
+-- A rendering gathers rows: one for the task, one per container, one per
+-- interface. A row maps a family's name to its series' line. Each
+-- container's family has one label, container_name, and each interface's
+-- one, interface, so a family's series come out sorted by label value, as
+-- the Go client writes them, when the rows are sorted by name.
+--
+-- set writes a series into a row: labels is its label text (label(), or ""),
+-- value a number or the value's text.
+local function set(row, name, labels, value)
     if value == nil then
         return
     end
-    local fam = sheet[name]
-    if not fam then
-        fam = { keys = {}, lines = {} }
-        sheet[name] = fam
+    -- Integers (5.3+) go straight into the line: ".." writes them as %d.
+    if not ((mtype and mtype(value) == "integer") or type(value) == "string") then
+        value = value_text(value)
     end
-    local key, head
-    if labels then
-        local vals, pairs_out = {}, {}
-        for i = 1, #labels, 2 do
-            local v = labels[i + 1] or ""
-            vals[#vals + 1] = v
-            pairs_out[#pairs_out + 1] = labels[i] .. '="' .. escape(v) .. '"'
-        end
-        key = concat(vals, "\0")
-        head = name .. "{" .. concat(pairs_out, ",") .. "} "
-    else
-        key = ""
-        head = name .. " "
-    end
-    if fam.lines[key] then
-        return
-    end
-    fam.keys[#fam.keys + 1] = key
-    fam.lines[key] = head .. value_text(value) .. "\n"
+    row[name] = name .. labels .. " " .. value .. "\n"
 end
 
-local function write(sheet)
-    local names = {}
-    for name in pairs(sheet) do
-        names[#names + 1] = name
-    end
-    sort(names)
-    local out = {}
-    for _, name in ipairs(names) do
-        local fam, def = sheet[name], FAMILIES[name]
-        out[#out + 1] = "# HELP " .. name .. " " .. def[2] .. "\n# TYPE " .. name .. " " .. def[1] .. "\n"
-        local keys = fam.keys
-        sort(keys)
-        for _, key in ipairs(keys) do
-            out[#out + 1] = fam.lines[key]
+local function write(task_row, containers, interfaces_rows)
+    local out, n = {}, 0
+    for i = 1, #ORDER do
+        local name = ORDER[i]
+        local kind = KIND[name]
+        if kind == "task" then
+            local line = task_row[name]
+            if line then
+                out[n + 1], out[n + 2] = HEADERS[name], line
+                n = n + 2
+            end
+        else
+            local rows = kind == "container" and containers or interfaces_rows
+            local header = false
+            for j = 1, #rows do
+                local line = rows[j][name]
+                if line then
+                    if not header then
+                        header = true
+                        n = n + 1
+                        out[n] = HEADERS[name]
+                    end
+                    n = n + 1
+                    out[n] = line
+                end
+            end
         end
     end
     return concat(out)
@@ -244,86 +289,119 @@ local function tab(x)
 end
 
 -- A timestamp as ecs_exporter turns it into seconds: its nanoseconds since
--- the epoch as a float, times 1e-9.
+-- the epoch as a float, times 1e-9; kept as the text written.
+local times = new_cache()
+
 local function epoch_seconds(s)
-    local sec, ns = timestamp(s)
-    if not sec then
+    if type(s) ~= "string" then
         return nil
     end
-    return (sec * 1000000000 + ns) * NS
+    local v = times.map[s]
+    if v == nil then
+        local sec, ns = timestamp(s)
+        v = keep(times, s, sec and value_text((sec * 1000000000 + ns) * NS) or false)
+    end
+    return v or nil
 end
 
-local function task_families(sheet, task)
-    put(sheet, "ecs_task_metadata_info", {
-        "availability_zone", text(task.AvailabilityZone),
-        "cluster", text(task.Cluster),
-        "desired_status", text(task.DesiredStatus),
-        "family", text(task.Family),
-        "known_status", text(task.KnownStatus),
-        "launch_type", text(task.LaunchType),
-        "revision", text(task.Revision),
-        "task_arn", text(task.TaskARN),
-    }, 1)
+-- The metadata info series' labels, sorted by name, and the fields they
+-- are taken from.
+local INFO_LABELS = { "availability_zone", "cluster", "desired_status", "family",
+                      "known_status", "launch_type", "revision", "task_arn" }
+local INFO_FIELDS = { "AvailabilityZone", "Cluster", "DesiredStatus", "Family",
+                      "KnownStatus", "LaunchType", "Revision", "TaskARN" }
+local infos = new_cache()
+
+local function task_row(task)
+    local row = {}
+    -- A field the task lacks is an empty label value, as in ecs_exporter.
+    local values = {}
+    for i = 1, #INFO_LABELS do
+        local v = task[INFO_FIELDS[i]]
+        if type(v) ~= "string" then
+            v = text(v) or ""
+        end
+        values[i] = v
+    end
+    local key = concat(values, "\0")
+    local labels = infos.map[key]
+    if not labels then
+        local parts = {}
+        for i = 1, #INFO_LABELS do
+            parts[i] = INFO_LABELS[i] .. '="' .. escape(values[i]) .. '"'
+        end
+        labels = keep(infos, key, "{" .. concat(parts, ",") .. "}")
+    end
+    set(row, "ecs_task_metadata_info", labels, 1)
     local lim = tab(task.Limits)
     if lim then
-        put(sheet, "ecs_task_cpu_limit_vcpus", nil, number(lim.CPU))
+        set(row, "ecs_task_cpu_limit_vcpus", "", number(lim.CPU))
         local mem = number(lim.Memory)
-        put(sheet, "ecs_task_memory_limit_bytes", nil, mem and mem * MIB)
+        set(row, "ecs_task_memory_limit_bytes", "", mem and mem * MIB)
     end
     local eph = tab(task.EphemeralStorageMetrics)
     if eph then
         local used, reserved = number(eph.Utilized), number(eph.Reserved)
-        put(sheet, "ecs_task_ephemeral_storage_used_bytes", nil, used and used * MIB)
-        put(sheet, "ecs_task_ephemeral_storage_allocated_bytes", nil, reserved and reserved * MIB)
+        set(row, "ecs_task_ephemeral_storage_used_bytes", "", used and used * MIB)
+        set(row, "ecs_task_ephemeral_storage_allocated_bytes", "", reserved and reserved * MIB)
     end
-    put(sheet, "ecs_task_image_pull_start_timestamp_seconds", nil, epoch_seconds(task.PullStartedAt))
-    put(sheet, "ecs_task_image_pull_stop_timestamp_seconds", nil, epoch_seconds(task.PullStoppedAt))
+    set(row, "ecs_task_image_pull_start_timestamp_seconds", "", epoch_seconds(task.PullStartedAt))
+    set(row, "ecs_task_image_pull_stop_timestamp_seconds", "", epoch_seconds(task.PullStoppedAt))
+    return row
 end
 
 -- ===================================================================
 -- The containers
 -- ===================================================================
 
-local function container_families(sheet, task, c, s, networks, order)
-    local labels = { "container_name", text(c.Name) }
-    put(sheet, "ecs_container_restarts_total", labels, number(c.RestartCount))
+local EMPTY = {}
 
-    local cpu = tab(s.cpu_stats) or {}
-    local usage = tab(cpu.cpu_usage) or {}
-    put(sheet, "ecs_container_cpu_usage_seconds_total", labels, (number(usage.total_usage) or 0) * NS)
+local function container_row(task, c, s, name, networks, order)
+    local row = {}
+    local labels = label("container_name", name)
+    set(row, "ecs_container_restarts_total", labels, number(c.RestartCount))
 
-    local mem = tab(s.memory_stats) or {}
-    local st = tab(mem.stats) or {}
-    put(sheet, "ecs_container_memory_usage_bytes", labels, number(mem.usage) or 0)
-    put(sheet, "ecs_container_memory_page_cache_size_bytes", labels, number(st.cache) or 0)
+    local cpu = tab(s.cpu_stats) or EMPTY
+    local usage = tab(cpu.cpu_usage) or EMPTY
+    set(row, "ecs_container_cpu_usage_seconds_total", labels, (number(usage.total_usage) or 0) * NS)
+
+    local mem = tab(s.memory_stats) or EMPTY
+    local st = tab(mem.stats) or EMPTY
+    set(row, "ecs_container_memory_usage_bytes", labels, number(mem.usage) or 0)
+    set(row, "ecs_container_memory_page_cache_size_bytes", labels, number(st.cache) or 0)
     local own = tab(c.Limits)
     local mib = own and number(own.Memory)
     if not mib then
         local lim = tab(task.Limits)
         mib = lim and number(lim.Memory)
     end
-    put(sheet, "ecs_container_memory_limit_bytes", labels, mib and mib * MIB)
+    set(row, "ecs_container_memory_limit_bytes", labels, mib and mib * MIB)
 
-    for name, iface in pairs(interfaces(s) or {}) do
-        if type(name) == "string" and type(iface) == "table" then
-            if not networks[name] then
-                order[#order + 1] = name
+    for iface_name, iface in pairs(interfaces(s) or EMPTY) do
+        if type(iface_name) == "string" and type(iface) == "table" then
+            if not networks[iface_name] then
+                order[#order + 1] = iface_name
             end
-            networks[name] = iface          -- the last container's wins
+            networks[iface_name] = iface          -- the last container's wins
         end
     end
 
     -- Ours.
-    local v = stats_view(s, nil, "prometheus")
-    put(sheet, "ecs_container_memory_cache_bytes", labels, v.memory_cache)
-    put(sheet, "ecs_container_memory_working_set_bytes", labels, v.memory_used)
-    put(sheet, "ecs_container_cpu_throttling_periods_total", labels, v.cpu_throttling_periods)
-    put(sheet, "ecs_container_cpu_throttled_periods_total", labels, v.cpu_throttled_periods)
-    put(sheet, "ecs_container_cpu_throttled_seconds_total", labels,
-        v.cpu_throttled_time_ns and v.cpu_throttled_time_ns * NS)
-    put(sheet, "ecs_container_block_io_read_bytes_total", labels, v.block_read_bytes)
-    put(sheet, "ecs_container_block_io_write_bytes_total", labels, v.block_write_bytes)
-    put(sheet, "ecs_container_pids", labels, v.pids)
+    local used, cache, bytes_read, bytes_written = memory_and_io(s)
+    set(row, "ecs_container_memory_cache_bytes", labels, cache)
+    set(row, "ecs_container_memory_working_set_bytes", labels, used)
+    set(row, "ecs_container_block_io_read_bytes_total", labels, bytes_read)
+    set(row, "ecs_container_block_io_write_bytes_total", labels, bytes_written)
+    local thr = tab(cpu.throttling_data)
+    if thr then
+        set(row, "ecs_container_cpu_throttling_periods_total", labels, number(thr.periods))
+        set(row, "ecs_container_cpu_throttled_periods_total", labels, number(thr.throttled_periods))
+        local ns = number(thr.throttled_time)
+        set(row, "ecs_container_cpu_throttled_seconds_total", labels, ns and ns * NS)
+    end
+    local pids = tab(s.pids_stats)
+    set(row, "ecs_container_pids", labels, pids and number(pids.current))
+    return row
 end
 
 -- render(task, task_stats, container): task_stats and container are
@@ -333,27 +411,43 @@ function _M.render(task, task_stats, container, fname)
     check_table(task, 1, fname)
     check_table(task_stats, 2, fname, true)
     check_table(container, 3, fname, true)
-    local sheet = {}
-    task_families(sheet, task)
+    local containers, interfaces_rows = {}, {}
     if task_stats then
         local only = container and str(container.DockerId)
+        local by_name, names = {}, {}
         local networks, order = {}, {}
-        for _, c in ipairs(tab(task.Containers) or {}) do
+        for _, c in ipairs(tab(task.Containers) or EMPTY) do
             local id = type(c) == "table" and str(c.DockerId)
             local s = id and task_stats[id]
             if id and (not container or id == only) and has_stats(s) then
-                container_families(sheet, task, c, s, networks, order)
+                local name = c.Name
+                if type(name) ~= "string" then
+                    name = text(name) or ""
+                end
+                -- Two containers of one name would make two series with
+                -- the same labels: the first one's stay.
+                if not by_name[name] then
+                    by_name[name] = container_row(task, c, s, name, networks, order)
+                    names[#names + 1] = name
+                end
             end
         end
-        for _, name in ipairs(order) do
-            local iface = networks[name]
-            local labels = { "interface", name }
-            for field, family in pairs(NETWORK) do
-                put(sheet, family, labels, number(iface[field]) or 0)
+        sort(names)
+        for i = 1, #names do
+            containers[i] = by_name[names[i]]
+        end
+        sort(order)
+        for i = 1, #order do
+            local iface = networks[order[i]]
+            local labels = label("interface", order[i])
+            local row = {}
+            for j = 1, #NETWORK, 2 do
+                set(row, NETWORK[j + 1], labels, number(iface[NETWORK[j]]) or 0)
             end
+            interfaces_rows[i] = row
         end
     end
-    return write(sheet)
+    return write(task_row(task), containers, interfaces_rows)
 end
 
 return _M

@@ -42,6 +42,7 @@ local next = next
 local lower = string.lower
 local floor = math.floor
 local sort = table.sort
+local mtype = math.type
 
 local common = require "ecs_metadata.views.common"
 
@@ -60,6 +61,8 @@ local _M = {}
 local NO_LIMIT = 2^62
 
 local MIB = 1048576
+
+local EMPTY = {}        -- read only: what a missing table reads as
 
 local function tab(x)
     return type(x) == "table" and x or nil
@@ -152,20 +155,29 @@ local function cpu_windows(v, s, cpu, pre, read, preread)
     end
 end
 
+-- Memory used, as docker stats counts it on Linux: usage less the
+-- inactive file cache; and the page cache.
+local function used_linux(usage, st)
+    local inactive = number(st.total_inactive_file) or number(st.inactive_file) or number(st.cache)
+    if inactive and inactive < usage then
+        return usage - inactive
+    end
+    return usage
+end
+
+local function cache_linux(st)
+    -- cgroup v1 "cache", cgroup v2 "file".
+    return number(st.cache) or number(st.total_cache) or number(st.file)
+end
+
 local function memory_linux(v, mem)
     local usage = number(mem.usage)
-    local st = tab(mem.stats) or {}
-    local inactive = number(st.total_inactive_file) or number(st.inactive_file) or number(st.cache)
+    local st = tab(mem.stats) or EMPTY
     if usage then
         v.memory_usage = usage
-        if inactive and inactive < usage then
-            v.memory_used = usage - inactive
-        else
-            v.memory_used = usage
-        end
+        v.memory_used = used_linux(usage, st)
     end
-    -- Page cache: cgroup v1 "cache", cgroup v2 "file".
-    v.memory_cache = number(st.cache) or number(st.total_cache) or number(st.file)
+    v.memory_cache = cache_linux(st)
     v.memory_max_usage = number(mem.max_usage)
     v.memory_limit = limit(mem.limit)
     if v.memory_used and v.memory_limit then
@@ -231,37 +243,79 @@ local function network(v, s)
     end
 end
 
+-- The op names Docker writes, and what they count for (others are looked
+-- up in lower case).
+local OPS = {
+    Read = "read", read = "read", Write = "write", write = "write",
+    Sync = false, Async = false, Total = false, Discard = false,
+    sync = false, async = false, total = false, discard = false,
+}
+
 -- Bytes read and written, summed over devices; "Read"/"Write" on cgroup v1,
 -- "read"/"write" on v2 and Managed Instances. null and "None" (a Python
 -- artefact) say nothing; [] says nothing was done; an entry without a
 -- value counts as 0 (Go's omitempty dropped it).
-local function blkio(v, s)
+local function block_io(s)
     local b = tab(s.blkio_stats)
     local list = b and tab(b.io_service_bytes_recursive)
     if not list then
-        return
+        return nil, nil
     end
     local read, write = 0, 0
-    for _, e in ipairs(list) do
-        if type(e) == "table" and type(e.op) == "string" then
-            local op = lower(e.op)
-            local x = e.value == nil and 0 or number(e.value)
-            if x and op == "read" then
-                read = add(read, x)
-            elseif x and op == "write" then
-                write = add(write, x)
+    for i = 1, #list do
+        local e = list[i]
+        local op = type(e) == "table" and e.op
+        local kind = OPS[op]
+        if kind == nil and type(op) == "string" then
+            kind = lower(op)
+        end
+        if kind == "read" or kind == "write" then
+            local x = e.value
+            if x == nil then
+                x = 0                -- Go's omitempty dropped a 0
+            else
+                x = number(x)
+            end
+            -- add() written out: this loop runs for every scrape.
+            if x and kind == "read" then
+                local sum = read + x
+                if mtype and ((x > 0 and sum < read) or (x < 0 and sum > read)) then
+                    sum = (read + 0.0) + x
+                end
+                read = sum
+            elseif x then
+                local sum = write + x
+                if mtype and ((x > 0 and sum < write) or (x < 0 and sum > write)) then
+                    sum = (write + 0.0) + x
+                end
+                write = sum
             end
         end
     end
-    v.block_read_bytes, v.block_write_bytes = read, write
+    return read, write
 end
 
-local function storage_windows(v, s)
+local function storage_windows(s)
     local st = tab(s.storage_stats)
     if st then
-        v.block_read_bytes = number(st.read_size_bytes)
-        v.block_write_bytes = number(st.write_size_bytes)
+        return number(st.read_size_bytes), number(st.write_size_bytes)
     end
+    return nil, nil
+end
+
+-- Memory used, page cache, bytes read and written, as stats_view gives
+-- them, without a table (the Prometheus view needs no more, per container
+-- and scrape).
+function _M.memory_and_io(s)
+    local cpu = tab(s.cpu_stats) or EMPTY
+    local mem = tab(s.memory_stats) or EMPTY
+    if is_windows(s, cpu, mem) then
+        return number(mem.privateworkingset), nil, storage_windows(s)
+    end
+    local usage = number(mem.usage)
+    local st = tab(mem.stats) or EMPTY
+    local read, write = block_io(s)
+    return usage and used_linux(usage, st), cache_linux(st), read, write
 end
 
 function _M.stats_view(stats, prev, fname)
@@ -283,11 +337,11 @@ function _M.stats_view(stats, prev, fname)
     if windows then
         cpu_windows(v, stats, cpu, pre, stats.read, preread)
         memory_windows(v, mem)
-        storage_windows(v, stats)
+        v.block_read_bytes, v.block_write_bytes = storage_windows(stats)
     else
         cpu_linux(v, cpu, pre)
         memory_linux(v, mem)
-        blkio(v, stats)
+        v.block_read_bytes, v.block_write_bytes = block_io(stats)
     end
     local thr = tab(cpu.throttling_data)
     if thr then
