@@ -362,6 +362,40 @@ end
 ---------------------------------------------------------------------------
 -- Router
 
+---------------------------------------------------------------------------
+-- One fixture name for every path: /v4/named/<name>, /v4/ticking/<key>/<name>
+
+local NAMED = {
+    [""] = "v4-container", ["/task"] = "v4-task", ["/taskWithTags"] = "v4-task",
+    ["/stats"] = "v4-stats", ["/task/stats"] = "v4-task-stats",
+}
+
+-- The reading before the document's: its cpu_stats and precpu_stats (and
+-- read and preread) swapped, in the bytes, so the numbers stay exact.
+local function earlier(body)
+    local function swap(s, a, b)
+        local mark = "ecsmswapping"
+        s = s:gsub('"' .. a .. '"(%s*):', '"' .. mark .. '"%1:')
+        s = s:gsub('"' .. b .. '"(%s*):', '"' .. a .. '"%1:')
+        return (s:gsub('"' .. mark .. '"(%s*):', '"' .. b .. '"%1:'))
+    end
+    return swap(swap(body, "precpu_stats", "cpu_stats"), "preread", "read")
+end
+
+local function named(name, path, key)
+    local dir = NAMED[path]
+    local body = dir and util.fixture(dir, name)
+    if not body then
+        return util.not_found("no fixture for " .. path .. " of " .. name)
+    end
+    if key and dir:find("stats$") then
+        if state:incr("ticking:" .. key .. ":" .. path, 1, 0) == 1 then
+            body = earlier(body)
+        end
+    end
+    return util.send(200, body)
+end
+
 local function route(uri)
     local m1, m2
 
@@ -395,6 +429,12 @@ local function route(uri)
         end
         return util.not_found("no such fixture: " .. m1 .. "/" .. m2 .. ".json")
     end
+
+    m1, m2 = uri:match("^/v4/named/([^/]+)(.*)$")
+    if m1 then return named(m1, m2) end
+    local key
+    key, m1, m2 = uri:match("^/v4/ticking/([^/]+)/([^/]+)(.*)$")
+    if key then return named(m1, m2, key) end
 
     for base in pairs(profiles.metadata) do
         if uri == base or uri:sub(1, #base + 1) == base .. "/" then
