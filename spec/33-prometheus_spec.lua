@@ -315,6 +315,25 @@ describe("ecs.prometheus", function()
     assert.are.equal("536870912", vt(536870912.0))
   end)
 
+  it("gives each document its own text, whatever was rendered before", function()
+    local fargate = vf.decode("v4-task/ecs-exporter-fargate.json")
+    local first = render(fargate, vf.decode("v4-task-stats/ecs-exporter-fargate.json"))
+    -- More distinct tasks, containers and timestamps than the caches keep.
+    for i = 1, 300 do
+      -- 2020-01-01T00:00:00Z is 1577836800 (date -u -d ... +%s).
+      local t = { Family = "f" .. i, TaskARN = "t" .. i,
+                  PullStartedAt = ("2020-01-01T00:00:%02dZ"):format(i % 60),
+                  Containers = { { DockerId = "d", Name = "c" .. i } } }
+      local text = render(t, { d = { memory_stats = { usage = i } } })
+      assert.matches('family="f' .. i .. '"', text, 1, true)
+      assert.matches('ecs_container_memory_usage_bytes{container_name="c' .. i .. '"} ' .. i .. "\n",
+                     text, 1, true)
+      assert.matches("ecs_task_image_pull_start_timestamp_seconds " .. (1577836800 + i % 60) .. "\n",
+                     text, 1, true)
+    end
+    assert.are.equal(first, render(fargate, vf.decode("v4-task-stats/ecs-exporter-fargate.json")))
+  end)
+
   it("leaves the documents it renders as they were", function()
     for _, p in ipairs(vf.paired()) do
       local before_t, before_s = vf.copy(p.task), vf.copy(p.task_stats)
