@@ -9,9 +9,8 @@
 -- formats (aligned `PATH  value` lines, and JSON), --field, stats-view's
 -- table and its sampling, the exit codes and the one-line error messages.
 -- The data comes from the library's public API: ecs.new(opts), the
--- client's methods, and the views (views() says where they are found until
--- the library has c:summary() and ecs.task_stats_view); stats-view's clock
--- is the C core's now() and _sleep().
+-- client's methods and the views (c:summary(), ecs.task_stats_view ...);
+-- stats-view's clock is the C core's now() and _sleep().
 --
 -- Caveats:
 --  * JSON is written by a small encoder of its own, not lua-cjson: cjson
@@ -714,32 +713,19 @@ command("endpoint", {
 -- The derived views
 -- ===================================================================
 
--- Where the views come from: the client's methods and ecs.* once the
--- library has them, until then the modules under ecs_metadata.views. This
--- is the one place that knows.
-local function views(client)
-    if client.summary and ecs.task_stats_view then
-        return {
-            summary = function(c, o) return c:summary(o) end,
-            resource = function(c, o) return c:resource(o) end,
-            prometheus = function(c, o) return c:prometheus(o) end,
-            task_stats_view = ecs.task_stats_view,
-        }
-    end
-    local methods = require "ecs_metadata.views.methods"
-    return {
-        summary = methods.summary,
-        resource = methods.resource,
-        prometheus = methods.prometheus,
-        task_stats_view = require("ecs_metadata.views.stats").task_stats_view,
-    }
-end
+-- The views, as the library gives them: the client's methods and ecs.*.
+local VIEWS = {
+    summary = function(c, o) return c:summary(o) end,
+    resource = function(c, o) return c:resource(o) end,
+    prometheus = function(c, o) return c:prometheus(o) end,
+    task_stats_view = function(...) return ecs.task_stats_view(...) end,
+}
 
 -- A view of this container and its task. With only the metadata file
 -- there is no task document: the file's own (it names the task) stands in.
 local function container_view(ctx, which)
     local c = ctx.client
-    local view = views(c)[which]
+    local view = VIEWS[which]
     local _, version = c:endpoint()
     if version == "file" then
         return view(c, { task = {} })
@@ -771,7 +757,7 @@ command("prometheus", {
              "ecs_exporter (v0.4), and more under names of the same style." },
     kind = "text",
     run = function(ctx)
-        return views(ctx.client).prometheus(ctx.client)
+        return VIEWS.prometheus(ctx.client)
     end,
 })
 
@@ -874,7 +860,7 @@ command("stats-view", {
     kind = "doc",
     stream = function(ctx)
         local c, o = ctx.client, ctx.opts
-        local view_of = views(c).task_stats_view
+        local view_of = VIEWS.task_stats_view
         local interval = o.interval or (o.count and o.count > 1 and 1) or nil
         local start = require("ecs_metadata.core").now()
         local prev

@@ -391,4 +391,24 @@ _M.region = resolver(region, "region")
 -- launch_type([opts]) -> launch type, source | nil, msg, code
 _M.launch_type = resolver(launch_type, "launch_type")
 
+-- ===================================================================
+-- The derived views that fetch (views/methods.lua)
+-- ===================================================================
+
+local views = require "ecs_metadata.views.methods"
+
+-- summary([opts]), resource([opts]), prometheus([opts]): built from this
+-- client's container(), task() (and task_stats()), or from tables in opts.
+function _M:summary(opts)
+    return views.summary(self, opts)
+end
+
+function _M:resource(opts)
+    return views.resource(self, opts)
+end
+
+function _M:prometheus(opts)
+    return views.prometheus(self, opts)
+end
+
 return _M

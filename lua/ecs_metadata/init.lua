@@ -68,44 +68,36 @@ for _, what in ipairs(client.SOURCES) do
     _M[what] = source(what)
 end
 
-function _M.metadata_file(opts)
-    local c = get_default()
-    return c:metadata_file(opts)
+-- Every other method of the default client, as a module function.
+local DEFAULT_METHODS = {
+    "metadata_file", "protection", "protect", "credentials", "endpoint",
+    "fault", "region", "launch_type", "summary", "resource", "prometheus",
+}
+for _, name in ipairs(DEFAULT_METHODS) do
+    _M[name] = function(...)
+        local c = get_default()
+        return c[name](c, ...)
+    end
 end
 
-function _M.protection(opts)
-    local c = get_default()
-    return c:protection(opts)
+-- The views over tables the caller has (no I/O).
+local arn = require "ecs_metadata.views.arn"
+local stats = require "ecs_metadata.views.stats"
+
+function _M.arn(s)
+    return arn.parse(s, "arn")
 end
 
-function _M.protect(enabled, minutes, opts)
-    local c = get_default()
-    return c:protect(enabled, minutes, opts)
+function _M.cluster_name(cluster)
+    return arn.cluster_name(cluster, "cluster_name")
 end
 
-function _M.credentials(opts)
-    local c = get_default()
-    return c:credentials(opts)
+function _M.stats_view(s, prev)
+    return stats.stats_view(s, prev, "stats_view")
 end
 
-function _M.endpoint(opts)
-    local c = get_default()
-    return c:endpoint(opts)
-end
-
-function _M.fault(kind, action, params, opts)
-    local c = get_default()
-    return c:fault(kind, action, params, opts)
-end
-
-function _M.region(opts)
-    local c = get_default()
-    return c:region(opts)
-end
-
-function _M.launch_type(opts)
-    local c = get_default()
-    return c:launch_type(opts)
+function _M.task_stats_view(task_stats, task, prev)
+    return stats.task_stats_view(task_stats, task, prev, "task_stats_view")
 end
 
 -- Drops every cached result of the default client.

@@ -10,7 +10,6 @@
 --    "a double with no fraction" there; on 5.3+ it means the integer subtype.
 
 local type = type
-local error = error
 local tonumber = tonumber
 local huge = math.huge
 local match = string.match
@@ -23,12 +22,10 @@ local mtype = math.type
 
 local _M = {}
 
--- Raises "bad argument #n to 'fname' (msg)" at the caller of the public
--- function that called this one (level counts from that function, as
--- error's does: 2 is its caller).
-function _M.argerror(n, fname, msg, level)
-    error("bad argument #" .. n .. " to '" .. fname .. "' (" .. msg .. ")", (level or 2) + 1)
-end
+-- Misuse raises through the library's one rule (errors.argerror): at the
+-- user's line, whatever path the call took through the library.
+local argerror = require("ecs_metadata.errors").argerror
+_M.argerror = argerror
 
 -- Raises unless v is a table (or nil when optional is true).
 function _M.check_table(v, n, fname, optional)
@@ -36,8 +33,7 @@ function _M.check_table(v, n, fname, optional)
     if t == "table" or (optional and v == nil) then
         return v
     end
-    error("bad argument #" .. n .. " to '" .. fname .. "' (table expected, got "
-          .. (v == nil and "no value" or t) .. ")", 3)
+    argerror(n, fname, "table expected, got " .. (v == nil and "no value" or t))
 end
 
 -- x when it is a finite number, else nil. The decoder never makes NaN or an

@@ -31,20 +31,19 @@ local _M = {}
 
 local OWN = { container = true, task = true, task_stats = true }
 
--- The tables opts names, checked, and the rest of opts for the client;
--- level is where a misuse is reported, counted from split's caller.
-local function split(opts, fname, level)
+-- The tables opts names, checked, and the rest of opts for the client.
+local function split(opts, fname)
     if opts == nil then
         return nil, nil
     end
     if type(opts) ~= "table" then
-        common.argerror(1, fname, "table expected, got " .. type(opts), level + 1)
+        common.argerror(1, fname, "table expected, got " .. type(opts))
     end
     local rest
     for k, v in pairs(opts) do
         if OWN[k] then
             if type(v) ~= "table" then
-                common.argerror(1, fname, "opts." .. k .. " must be a table, got " .. type(v), level + 1)
+                common.argerror(1, fname, "opts." .. k .. " must be a table, got " .. type(v))
             end
         else
             rest = rest or {}
@@ -66,7 +65,7 @@ local function ask(c, what, rest, fname)
 end
 
 local function container_and_task(c, opts, fname)
-    local own, rest = split(opts, fname, 3)
+    local own, rest = split(opts, fname)
     local container = own and own.container
     local task = own and own.task
     local msg, code, status
@@ -103,7 +102,7 @@ end
 
 function _M.prometheus(c, opts)
     local fname = "prometheus"
-    local own, rest = split(opts, fname, 2)
+    local own, rest = split(opts, fname)
     local task = own and own.task
     local task_stats = own and own.task_stats
     local msg, code, status
