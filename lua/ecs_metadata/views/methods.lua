@@ -56,69 +56,52 @@ local function split(opts, fname)
     return opts, rest
 end
 
-local function ask(c, what, rest, fname)
-    local v, msg, code, status = c[what](c, rest)
-    if v == nil then
-        return nil, fname .. ": " .. tostring(msg), code, status
+-- The documents a view is built from, in the order of `names`: each from
+-- opts when it hands one over, else from the client. -> docs, own opts |
+-- nil, msg, code, status (the first failure; no partial view).
+local function gather(c, opts, fname, names)
+    local own, rest = split(opts, fname)
+    local docs = {}
+    for i = 1, #names do
+        local what = names[i]
+        local v = own and own[what]
+        if not v then
+            local msg, code, status
+            v, msg, code, status = c[what](c, rest)
+            if v == nil then
+                return nil, fname .. ": " .. tostring(msg), code, status
+            end
+        end
+        docs[i] = v
     end
-    return v
+    return docs, own
 end
 
-local function container_and_task(c, opts, fname)
-    local own, rest = split(opts, fname)
-    local container = own and own.container
-    local task = own and own.task
-    local msg, code, status
-    if not container then
-        container, msg, code, status = ask(c, "container", rest, fname)
-        if not container then
-            return nil, msg, code, status
-        end
-    end
-    if not task then
-        task, msg, code, status = ask(c, "task", rest, fname)
-        if not task then
-            return nil, msg, code, status
-        end
-    end
-    return container, task
-end
+local CONTAINER_AND_TASK = { "container", "task" }
+local TASK_AND_STATS = { "task", "task_stats" }
 
 function _M.summary(c, opts)
-    local container, task, code, status = container_and_task(c, opts, "summary")
-    if not container then
-        return nil, task, code, status
+    local docs, msg, code, status = gather(c, opts, "summary", CONTAINER_AND_TASK)
+    if not docs then
+        return nil, msg, code, status
     end
-    return summary.build(container, task, "summary")
+    return summary.build(docs[1], docs[2], "summary")
 end
 
 function _M.resource(c, opts)
-    local container, task, code, status = container_and_task(c, opts, "resource")
-    if not container then
-        return nil, task, code, status
+    local docs, msg, code, status = gather(c, opts, "resource", CONTAINER_AND_TASK)
+    if not docs then
+        return nil, msg, code, status
     end
-    return resource.resource(container, task, "resource")
+    return resource.resource(docs[1], docs[2], "resource")
 end
 
 function _M.prometheus(c, opts)
-    local fname = "prometheus"
-    local own, rest = split(opts, fname)
-    local task = own and own.task
-    local task_stats = own and own.task_stats
-    local msg, code, status
-    if not task then
-        task, msg, code, status = ask(c, "task", rest, fname)
-        if not task then
-            return nil, msg, code, status
-        end
+    local docs, own, code, status = gather(c, opts, "prometheus", TASK_AND_STATS)
+    if not docs then
+        return nil, own, code, status
     end
-    if not task_stats then
-        task_stats, msg, code, status = ask(c, "task_stats", rest, fname)
-        if not task_stats then
-            return nil, msg, code, status
-        end
-    end
-    return prometheus.render(task, task_stats, own and own.container, fname)
+    return prometheus.render(docs[1], docs[2], own and own.container, "prometheus")
 end
 
 return _M
