@@ -4,7 +4,7 @@
 #   make LUA=luajit       ... or LuaJIT 2.1; LUA=5.1, LUA=5.3 likewise
 #   make test             run the specs against the bundled endpoint
 #   make check            luacheck
-#   make install          install the C core and the Lua layer under PREFIX
+#   make install          install the C core, the Lua layer and ecs-metadata under PREFIX
 #   make valgrind         the specs' C paths under valgrind, leaks are errors
 #   make SANITIZE=1 test  the specs with AddressSanitizer and UBSan
 #   make fuzz             run the decoder's libFuzzer harness for FUZZ_SECONDS
@@ -26,7 +26,15 @@ LUA_INCDIR ?= /usr/include/lua$(LUA)
 LUA_BIN    ?= lua$(LUA)
 LUA_ABI    := $(LUA)
 endif
+# What the installed ecs-metadata's first line names.
+LUA_INTERPRETER ?= $(shell command -v $(LUA_BIN) 2>/dev/null || echo /usr/bin/$(LUA_BIN))
 
+# A missing libcurl is said in words, not as a compiler error.
+ifeq (,$(CURL_LIBS)$(filter clean check uninstall,$(MAKECMDGOALS)))
+ifneq (0,$(shell $(PKG_CONFIG) --exists libcurl >/dev/null 2>&1; echo $$?))
+$(error libcurl's development files were not found by $(PKG_CONFIG): install libcurl4-openssl-dev (Debian, Ubuntu) or libcurl-devel, or set CURL_CFLAGS and CURL_LIBS)
+endif
+endif
 CURL_CFLAGS ?= $(shell $(PKG_CONFIG) --cflags libcurl)
 CURL_LIBS   ?= $(shell $(PKG_CONFIG) --libs libcurl)
 
@@ -85,7 +93,7 @@ $(BUILD)/obj/%.o: src/%.c
 -include $(OBJECTS:.o=.d)
 
 test: $(MODULE)
-	$(SERVE) $(RUN) $(BUSTED) --lua=$(LUA_BIN) $(BUSTED_FLAGS)
+	$(SERVE) $(RUN) $(BUSTED) --lua=$(LUA_BIN) --cpath=$(BUILD)/?.so $(BUSTED_FLAGS)
 
 test-all:
 	$(MAKE) test LUA=5.4
@@ -97,7 +105,7 @@ VALGRIND = valgrind --quiet --leak-check=full --errors-for-leak-kinds=definite \
            --error-exitcode=1 --suppressions=.ci/valgrind.supp
 valgrind: $(MODULE)
 	$(SERVE) $(RUN) ECSM_UNDER_VALGRIND=1 \
-	    $(VALGRIND) $(LUA_BIN) $$(command -v $(BUSTED)) $(BUSTED_FLAGS)
+	    $(VALGRIND) $(LUA_BIN) $$(command -v $(BUSTED)) --cpath=$(BUILD)/?.so $(BUSTED_FLAGS)
 
 check:
 	luacheck .
@@ -118,6 +126,7 @@ bench: $(MODULE) $(BARE_GET)
 	$(RUN) bench/decode-callgrind $(LUA_BIN)
 	$(SERVE) $(RUN) $(LUA_BIN) bench/prometheus.lua
 	$(SERVE) $(RUN) bench/prometheus-callgrind $(LUA_BIN)
+	$(SERVE) --profile v4 $(RUN) bench/cli $(LUA_BIN)
 
 # The decoder's libFuzzer harness (clang, ASan, UBSan) for FUZZ_SECONDS.
 FUZZ_SECONDS ?= 60
@@ -127,14 +136,17 @@ fuzz:
 install: $(MODULE)
 	install -d $(DESTDIR)$(PREFIX)/lib/lua/$(LUA_ABI)/ecs_metadata
 	install -m 0755 $(MODULE) $(DESTDIR)$(PREFIX)/lib/lua/$(LUA_ABI)/ecs_metadata/core.so
-	install -d $(DESTDIR)$(PREFIX)/share/lua/$(LUA_ABI)/ecs_metadata
-	install -m 0644 lua/ecs_metadata/*.lua $(DESTDIR)$(PREFIX)/share/lua/$(LUA_ABI)/ecs_metadata/
-	install -d $(DESTDIR)$(PREFIX)/share/lua/$(LUA_ABI)/ecs_metadata/views
-	install -m 0644 lua/ecs_metadata/views/*.lua $(DESTDIR)$(PREFIX)/share/lua/$(LUA_ABI)/ecs_metadata/views/
+	cd lua && find ecs_metadata -name '*.lua' | while read -r f; do \
+	    install -D -m 0644 "$$f" "$(DESTDIR)$(PREFIX)/share/lua/$(LUA_ABI)/$$f" || exit 1; \
+	done
+	install -d $(DESTDIR)$(PREFIX)/bin
+	sed '1s|^#!.*|#!$(LUA_INTERPRETER)|' bin/ecs-metadata >$(BUILD)/ecs-metadata
+	install -m 0755 $(BUILD)/ecs-metadata $(DESTDIR)$(PREFIX)/bin/ecs-metadata
 
 uninstall:
 	rm -rf $(DESTDIR)$(PREFIX)/lib/lua/$(LUA_ABI)/ecs_metadata \
 	       $(DESTDIR)$(PREFIX)/share/lua/$(LUA_ABI)/ecs_metadata
+	rm -f $(DESTDIR)$(PREFIX)/bin/ecs-metadata
 
 clean:
 	rm -rf build

@@ -14,17 +14,21 @@ layer: the task metadata endpoint (v4, v3, v2), Docker stats, the container
 metadata file, task scale-in protection and task role credentials, from plain
 Lua, LuaJIT and OpenResty.
 ]],
+  homepage = "https://github.com/ecs-metadata/ecs-metadata",
   license = "MIT",
   labels = { "aws", "ecs", "fargate", "metadata", "json" },
 }
 
+-- lua-cjson is only the specs' reference decoder and the demo's encoder:
+-- the library itself needs nothing but Lua and libcurl.
 dependencies = {
   "lua >= 5.1, < 5.5",
-  "lua-cjson",
 }
 
 -- Only the library is checked: on Debian the header sits in a multiarch
 -- folder that LuaRocks 3.8 does not search, and the compiler finds it anyway.
+-- Without libcurl's development files (Debian: libcurl4-openssl-dev) the
+-- check fails with LuaRocks' "Could not find library file for CURL".
 external_dependencies = {
   CURL = { library = "curl" },
 }
@@ -42,6 +46,7 @@ build = {
       incdirs = { "$(CURL_INCDIR)" },
       libdirs = { "$(CURL_LIBDIR)" },
     },
+    ["ecs_metadata.cli"] = "lua/ecs_metadata/cli.lua",
     ["ecs_metadata.client"] = "lua/ecs_metadata/client.lua",
     ["ecs_metadata.credentials"] = "lua/ecs_metadata/credentials.lua",
     ["ecs_metadata.discovery"] = "lua/ecs_metadata/discovery.lua",
@@ -52,6 +57,7 @@ build = {
     ["ecs_metadata.protection"] = "lua/ecs_metadata/protection.lua",
     ["ecs_metadata.request"] = "lua/ecs_metadata/request.lua",
     ["ecs_metadata.time"] = "lua/ecs_metadata/time.lua",
+    ["ecs_metadata.transport"] = "lua/ecs_metadata/transport/init.lua",
     ["ecs_metadata.transport.curl"] = "lua/ecs_metadata/transport/curl.lua",
     ["ecs_metadata.views.arn"] = "lua/ecs_metadata/views/arn.lua",
     ["ecs_metadata.views.common"] = "lua/ecs_metadata/views/common.lua",
@@ -60,6 +66,16 @@ build = {
     ["ecs_metadata.views.resource"] = "lua/ecs_metadata/views/resource.lua",
     ["ecs_metadata.views.stats"] = "lua/ecs_metadata/views/stats.lua",
     ["ecs_metadata.views.summary"] = "lua/ecs_metadata/views/summary.lua",
+    ["ecs_metadata.options"] = "lua/ecs_metadata/options.lua",
+    ["ecs_metadata.cache"] = "lua/ecs_metadata/cache.lua",
+    ["ecs_metadata.daemon"] = "lua/ecs_metadata/daemon.lua",
+    ["ecs_metadata.fault"] = "lua/ecs_metadata/fault.lua",
+    ["ecs_metadata.launch_type"] = "lua/ecs_metadata/launch_type.lua",
+    ["ecs_metadata.region"] = "lua/ecs_metadata/region.lua",
+  },
+  -- LuaRocks wraps it in a script that starts the Lua the rock is built for.
+  install = {
+    bin = { ["ecs-metadata"] = "bin/ecs-metadata" },
   },
 }
 

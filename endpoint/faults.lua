@@ -154,6 +154,46 @@ end
 handlers.flaky = flaky(503)
 handlers.flaky429 = flaky(429, { ["Retry-After"] = "0" })
 
+-- /fault/fading/<key>/<n>: the first n requests for <key> work, later ones
+-- fail with 503 (an endpoint that goes away, for stale-if-error).
+handlers.fading = function(ctx)
+    local key, n = ctx.rest:match("^/([^/]+)/(%d+)")
+    if not key then
+        return util.not_found("fading: expected /fault/fading/<key>/<n>")
+    end
+    local seen = ngx.shared.ecsm_state:incr("fading:" .. key, 1, 0)
+    if seen > tonumber(n) then
+        return util.send(503, "Service Unavailable\n", "text/plain")
+    end
+    serve_document()
+end
+
+-- /fault/echo[/<anything>]?pad=N: 400 {"code":"Echo","message":...} whose
+-- message repeats the request back after N bytes of padding: its path and
+-- query, and its Authorization header (what a careless agent would quote).
+handlers.echo = function()
+    local pad = math.min(tonumber(ngx.var.arg_pad) or 0, 10000)
+    local auth = ngx.var.http_authorization or ""
+    local text = string.rep("x", pad) .. " request " .. ngx.var.request_uri
+        .. " authorization " .. auth
+    util.send(400, '{"code":"Echo","message":' .. util.json_string(text) .. "}")
+end
+
+-- /fault/evil: 500 with a reason that would forge log lines if printed raw.
+handlers.evil = function()
+    util.send(500, util.json_string("bad\r\nFORGED line\027[31m red\0 nul"))
+end
+
+-- /fault/status/<n>[/<anything>]: an empty JSON object with status n (any
+-- three digits nginx will send, 999 included).
+handlers.status = function(ctx)
+    local n = tonumber(ctx.rest:match("^/(%d%d%d)"))
+    if not n then
+        return util.not_found("status: expected /fault/status/<3 digits>")
+    end
+    util.send(n, "{}")
+end
+
 -- ctx: { name = "<fault>", rest = "<path after the name>", redirect_port = N }
 function M.handle(ctx)
     local h = handlers[ctx.name]

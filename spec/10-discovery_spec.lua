@@ -116,7 +116,7 @@ describe("outside ECS", function()
     assert.are.equal("not_on_ecs", select(3, ecs.endpoint()))
   end)
 
-  it("only the metadata file: container() reads it, task() is not_on_ecs", function()
+  it("only the metadata file: container() reads it, task() is invalid_argument", function()
     local c = client({
       ECS_CONTAINER_METADATA_FILE = "spec/fixtures/metadata-file/docs-ready-bridge.json",
     })
@@ -125,7 +125,8 @@ describe("outside ECS", function()
     for _, name in ipairs { "task", "task_with_tags", "container_stats", "task_stats" } do
       local v, msg, code = c[name](c)
       assert.is_nil(v)
-      assert.are.equal("not_on_ecs", code, name)
+      assert.are.equal("invalid_argument", code, name)
+      assert.matches("^" .. name .. ": ", msg)
       assert.matches("metadata file", msg, 1, true)
     end
   end)
@@ -243,7 +244,7 @@ describe("misuse", function()
     local v, msg, code = c:task { timeout = -1 }
     assert.is_nil(v)
     assert.are.equal("invalid_argument", code)
-    assert.are.equal("task: timeout must be a positive number of seconds", msg)
+    assert.are.equal("task: timeout must be a positive number of seconds up to 86400", msg)
     assert.are.equal("invalid_argument", select(3, c:metadata_file { wait = -1 }))
     assert.are.equal("invalid_argument", select(3, c:task_stats { cache_ttl = -1 }))
     assert.are.equal("invalid_argument", select(3, c:credentials { retries = -1 }))

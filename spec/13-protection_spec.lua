@@ -118,9 +118,9 @@ describe("ecs.protection and ecs.protect", function()
   end)
 
   it("waits longer than the agent's own 4 s call to ECS by default", function()
-    local client_mod = require "ecs_metadata.client"
-    assert.is_true(client_mod.DEFAULT_PROTECTION_TIMEOUT > 4)
-    assert.are.equal(5, assert(ecs.new()).protection_timeout)
+    local options = require "ecs_metadata.options"
+    assert.is_true(options.DEFAULTS.protection_timeout > 4)
+    assert.are.equal(5, assert(ecs.new()).settings.protection_timeout)
     -- An agent that takes 4.2 s: fine for protection, a timeout for task().
     local slow = E .. "/fault/slow?ms=4200#"
     local c = assert(ecs.new { env = { ECS_AGENT_URI = slow, ECS_CONTAINER_METADATA_URI_V4 = slow },

@@ -77,7 +77,7 @@ describe("ecs.credentials", function()
     assert.is_nil(v)
     assert.are.equal("http_status", code)
     assert.are.equal(400, status)
-    assert.are.equal("GET credentials endpoint: HTTP 400 Bad Request: InvalidIdInRequest: "
+    assert.are.equal("credentials: GET credentials endpoint: HTTP 400 Bad Request: InvalidIdInRequest: "
       .. "CredentialsV2Request: Credentials not found", msg)
     assert_clean(msg, "/v2/credentials/invalid", E)
   end)
@@ -117,7 +117,7 @@ describe("ecs.credentials", function()
       AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE = tmp,
       AWS_CONTAINER_AUTHORIZATION_TOKEN = "wrong token, the file wins",
     }
-    local c = client(env, { cache_ttl = 0 })
+    local c = client(env, { cache_ttl = 0, error_ttl = 0 })
     token("TEST-AUTH-do-not-log\n")
     assert(c:credentials())
     token("stale-token")

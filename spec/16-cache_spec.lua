@@ -70,9 +70,9 @@ describe("the cache", function()
     assert.are.equal(1, requests("/v4/fargate/task/stats"))
     assert.are.equal(c:container(), c:container())   -- the default for the rest
 
-    local ok, err = pcall(ecs.new, { cache_ttl = { tasks = 1 } })
+    local ok, err = pcall(ecs.new, { cache_ttl = { taks = 1 } })
     assert.is_false(ok)
-    assert.matches("unknown function 'tasks'", err, 1, true)
+    assert.matches("unknown function 'taks'", err, 1, true)
   end)
 
   it("keeps one entry per url", function()
@@ -86,11 +86,23 @@ describe("the cache", function()
     assert.are.equal(1, requests("/v2/metadata"))
   end)
 
-  it("never keeps a failure", function()
-    local c = ecs.new { env = { ECS_CONTAINER_METADATA_URI_V4 = E .. "/fault/404" }, cache_ttl = 60 }
-    assert.is_nil(c:task())
+  it("answers a failure again for error_ttl, then asks anew", function()
+    local c = ecs.new { env = { ECS_CONTAINER_METADATA_URI_V4 = E .. "/fault/404" }, cache_ttl = 60,
+                        error_ttl = 0.2 }
+    local v, msg, code, status = c:task()
+    assert.is_nil(v)
+    assert.are.same({ msg, code, status }, { select(2, c:task()) })
+    assert.are.same({ msg, code, status }, { select(2, c:task {}) })
+    assert.are.equal(1, requests("/fault/404/task"))
+    core._sleep(0.25)
     assert.is_nil(c:task())
     assert.are.equal(2, requests("/fault/404/task"))
+    assert.are.equal(1, assert(ecs.new()).settings.error_ttl)      -- the default
+    -- error_ttl = 0 asks every time
+    c = ecs.new { env = { ECS_CONTAINER_METADATA_URI_V4 = E .. "/fault/404" }, error_ttl = 0 }
+    assert.is_nil(c:container())
+    assert.is_nil(c:container())
+    assert.are.equal(2, requests("/fault/404"))
   end)
 
   it("is cleared by clear_cache and independent per client", function()

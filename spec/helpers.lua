@@ -17,9 +17,11 @@
 --                             under the fixture root first
 --   helpers.stats()           the endpoint's request counters (/_stats)
 --   helpers.reset()           clears counters and endpoint state (/_reset)
+--   helpers.interpreter()     the command of an interpreter like this one
 --   helpers.run_lua(src, env) runs src in a fresh interpreter like this one,
 --                             with env changes (false unsets); returns
 --                             stdout, exit status, stderr
+--   helpers.shell_quote(s)    s quoted for sh
 --   helpers.client(env, ...)  an ecs_metadata client with opts.env = env and
 --                             link_local_url = the endpoint, then the option
 --                             tables ... merged in order
@@ -215,6 +217,9 @@ local function interpreter()
     end
     return "lua" .. _VERSION:match("%d+%.%d+")
 end
+
+helpers.interpreter = interpreter
+helpers.shell_quote = shell_quote
 
 function helpers.run_lua(src, env)
     local script = os.tmpname()

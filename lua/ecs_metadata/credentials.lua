@@ -17,7 +17,18 @@
 --  * The result is cached until REFRESH_MARGIN seconds before its
 --    Expiration (cache_ttl, when given, caps that); a document whose
 --    Expiration is nearer, past or unreadable is answered but not cached.
+--    With stale_ttl, a failed refresh answers the cached credentials, but
+--    never past their Expiration.
+--  * The cache is keyed by the url and the token's source, and a hit reads
+--    nothing: the token file is read only when a request is made.
 --  * The relative uri wins when both are set, as in the SDKs.
+--  * Newer forms are taken as they come: the EKS Pod Identity agent's body
+--    has AccountId and no RoleArn, and an Expiration with nanoseconds; its
+--    failures are plain text (400, 403, 429, 5xx), which the message quotes
+--    (scrubbed, like everything else: the body is read as a string for
+--    that). A 503 CredentialsUninitialized, the ECS agent's answer while it
+--    has no credentials for the task yet (after its restart), is asked
+--    again for as long as the timeout allows, whatever `retries` says.
 
 local type = type
 local tonumber = tonumber
@@ -33,7 +44,6 @@ local concat = table.concat
 local core = require "ecs_metadata.core"
 local discovery = require "ecs_metadata.discovery"
 local errors = require "ecs_metadata.errors"
-local request = require "ecs_metadata.request"
 local time = require "ecs_metadata.time"
 
 local getenv = discovery.getenv
@@ -179,7 +189,7 @@ _M.allowed_full_uri = allowed_full_uri
 -- The credentials table
 -- ===================================================================
 
-local SHOWN = { "AccessKeyId", "Expiration", "RoleArn" }
+local SHOWN = { "AccessKeyId", "AccountId", "Expiration", "RoleArn" }
 
 local credentials_mt = {
     __tostring = function(t)
@@ -201,7 +211,40 @@ _M.mt = credentials_mt
 -- Fetching
 -- ===================================================================
 
--- The request to make: url, headers, secrets | nil, msg, code.
+-- The strings no message may show, for errors.scrub: whole, the url and
+-- its path; in pieces too, what identifies the credentials or grants them
+-- (the relative uri's id, the url's query, the token).
+local function secrets_of(url, rel, token)
+    local whole, pieces = { url }, {}
+    local path = match(url, "^%a+://[^/?#]*(/[^?#]*)")
+    if path and path ~= "/" then
+        whole[#whole + 1] = path
+    end
+    local query = match(url, "%?([^#]*)")
+    if query and query ~= "" then
+        pieces[#pieces + 1] = query
+    end
+    if rel then
+        whole[#whole + 1] = rel
+        local id = match(rel, "([^/?#]+)[/?#]*$")
+        if id then
+            pieces[#pieces + 1] = id
+        end
+    end
+    if token then
+        pieces[#pieces + 1] = token
+    end
+    return { whole = whole, pieces = pieces }
+end
+
+local function scrub_all(msg, secrets)
+    return scrub(msg, secrets.pieces, secrets.whole)
+end
+
+-- Where the credentials are: url, cache key, token source | nil, msg, code.
+-- The key names the token's source (its value, or the token file's path),
+-- so a call with another token never gets credentials fetched with the
+-- first, and a cache hit needs no read of the token file.
 local function locate(o)
     local env = o.env
     local rel = getenv(env, RELATIVE)
@@ -210,7 +253,8 @@ local function locate(o)
             return nil, "credentials: " .. RELATIVE
                 .. " must start with '/'", "invalid_argument"
         end
-        return discovery.trim_slash(o.link_local_url) .. rel, nil, { rel }
+        local url = discovery.trim_slash(o.link_local_url) .. rel
+        return url, "relative " .. url, { rel = rel }
     end
     local full = getenv(env, FULL)
     if not full then
@@ -223,75 +267,104 @@ local function locate(o)
             .. "an ECS/EKS link-local address (169.254.170.2, "
             .. "169.254.170.23, fd00:ec2::23)", "invalid_argument"
     end
-    local token
     local path = getenv(env, TOKEN_FILE)
     if path then
-        local s, msg, code = read_file(path, MAX_TOKEN_BYTES)
+        return full, "full " .. full .. "\0file " .. path, { file = path }
+    end
+    local token = getenv(env, TOKEN)
+    if token and not find(token, "%S") then
+        token = nil                   -- blank counts as unset, like empty
+    end
+    return full, "full " .. full .. "\0token " .. (token or ""),
+           { token = token }
+end
+
+-- The token to send, read now: token | nil (none) | nil, msg, code.
+local function read_token(how, url)
+    local token = how.token
+    if how.file then
+        local s, msg, code = read_file(how.file, MAX_TOKEN_BYTES)
         if not s then
+            if code == "too_large" then
+                msg = "the file is larger than " .. MAX_TOKEN_BYTES .. " bytes"
+            end
             return nil, "credentials: the authorization token file: "
-                .. scrub(msg, { full }), code
+                .. scrub_all(msg, secrets_of(url)), "io_error"
         end
         token = gsub(s, "[\r\n]+$", "")
-    else
-        token = getenv(env, TOKEN)
-    end
-    local secrets = { full, token }
-    if token and find(token, "[\r\n]") then
-        return nil, "credentials: the authorization token has a line break "
-            .. "in it", "invalid_argument"
-    end
-    local headers = token and { Authorization = token } or nil
-    return full, headers, secrets
-end
-
--- Seconds (monotonic) until when doc may be kept, or nil.
-local function keep_until(c, doc, cap)
-    local exp = time.iso8601(doc.Expiration)
-    if not exp then
-        return nil
-    end
-    local life = exp - os_time() - REFRESH_MARGIN
-    if cap and cap < life then
-        life = cap
-    end
-    if life <= 0 then
-        return nil
-    end
-    return c._clock() + life
-end
-
--- get(c, o, opts) -> credentials | nil, msg, code, status
-function _M.get(c, o, opts)
-    local url, headers, secrets = locate(o)
-    if not url then
-        return nil, headers, secrets
-    end
-    local key = "credentials " .. url
-    local cap = c:_ttl_of("credentials", opts)
-    local e = c._cache[key]
-    local now = c._clock()
-    if e and (cap == nil or cap > 0) and now < e.expires
-       and (cap == nil or now < e.time + cap) then
-        return e.value
-    end
-    local doc, status, code, failed_status =
-        request.json(c, o, "GET", url, nil, LABEL, headers)
-    if type(status) ~= "number" then
-        return nil, scrub(status, secrets), code, failed_status
-    end
-    if type(doc) ~= "table" or type(doc.AccessKeyId) ~= "string"
-       or type(doc.SecretAccessKey) ~= "string" then
-        return nil, "GET " .. LABEL .. ": bad_json: the answer has no "
-            .. "AccessKeyId and SecretAccessKey", "bad_json", status
-    end
-    setmetatable(doc, credentials_mt)
-    if cap == nil or cap > 0 then
-        local expires = keep_until(c, doc, cap)
-        if expires then
-            c._cache[key] = { value = doc, time = c._clock(), expires = expires }
+        if not find(token, "%S") then
+            return nil, "credentials: the authorization token file is "
+                .. "empty or blank", "invalid_argument"
         end
     end
-    return doc
+    if token and find(token, "[%z\1-\8\10-\31\127]") then
+        return nil, "credentials: the authorization token has a control "
+            .. "character (a line break?) in it", "invalid_argument"
+    end
+    return token
+end
+
+-- The document's lifetime for the cache: seconds until a refetch is due,
+-- and seconds until it expires (no copy is ever answered past that).
+local function lifetime(doc)
+    local exp = time.iso8601(doc.Expiration)
+    if not exp then
+        return 0, 0
+    end
+    local left = exp - os_time()
+    return left - REFRESH_MARGIN, left
+end
+
+-- A failed answer that is asked again while time is left: the agent has
+-- no credentials for the task yet.
+local function uninitialized(status, doc)
+    return status == 503 and type(doc) == "table"
+        and doc.code == "CredentialsUninitialized"
+end
+_M.uninitialized = uninitialized
+
+-- get(c, o) -> credentials | nil, msg, code, status
+function _M.get(c, o)
+    local url, key, how = locate(o)
+    if not url then
+        return nil, key, how
+    end
+    local policy = c:policy("credentials", o)
+    local cap = policy.ttl
+    local cached_policy = {
+        ttl = cap == 0 and 0 or function(doc)
+            local refetch, left = lifetime(doc)
+            if cap < refetch then
+                refetch = cap
+            end
+            return refetch, left
+        end,
+        stale_ttl = policy.stale_ttl, error_ttl = policy.error_ttl,
+    }
+    return c:cached(key, cached_policy, function()
+        local token, msg, code = read_token(how, url)
+        if msg then
+            return nil, msg, code
+        end
+        local secrets = secrets_of(url, how.rel, token)
+        local doc, status, failed_status
+        doc, status, code, failed_status = c:request(o, "GET", url, nil, {
+            label = LABEL, secrets = secrets,
+            headers = token and { Authorization = token } or nil,
+            raw_body = true, keep_trying = uninitialized,
+        })
+        if doc == nil then
+            return nil, "credentials: " .. scrub_all(status, secrets), code,
+                   failed_status
+        end
+        if type(doc) ~= "table" or type(doc.AccessKeyId) ~= "string"
+           or type(doc.SecretAccessKey) ~= "string" then
+            return nil, "credentials: GET " .. LABEL .. ": bad_json: the "
+                .. "answer has no AccessKeyId and SecretAccessKey",
+                "bad_json", status
+        end
+        return setmetatable(doc, credentials_mt)
+    end)
 end
 
 return _M

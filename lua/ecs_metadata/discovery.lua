@@ -18,7 +18,10 @@ local type = type
 local getenv = os.getenv
 local byte = string.byte
 local sub = string.sub
+local ipairs = ipairs
 local find = string.find
+
+local transport = require "ecs_metadata.transport"
 
 local _M = {}
 
@@ -39,18 +42,20 @@ local PATHS = {
     v4 = {
         container = "", task = "/task", task_with_tags = "/taskWithTags",
         container_stats = "/stats", task_stats = "/task/stats",
+        -- Managed Instances daemon tasks only (see daemon.lua).
+        tasks = "/tasks", tasks_stats = "/tasks/stats",
     },
     v3 = {
-        -- v3 has no /taskWithTags: the agent answers 404, and that answer
-        -- (http_status, with the agent's words) is what the caller gets.
         container = "", task = "/task", task_with_tags = "/taskWithTags",
         container_stats = "/stats", task_stats = "/task/stats",
     },
     v2 = {
         container = "/metadata/", task = "/metadata",
+        task_with_tags = "/metadataWithTags",
         container_stats = "/stats/", task_stats = "/stats",
     },
 }
+_M.PATHS = PATHS
 
 -- The value of an environment variable, from env when given.
 local function lookup(env, name)
@@ -76,9 +81,23 @@ local function trim_slash(s)
 end
 _M.trim_slash = trim_slash
 
+-- A base url from the environment, or nil, msg, "invalid_argument" when it
+-- is no http url with a host (a bare "http://" would otherwise make the
+-- paths below it hosts of their own: http://task, http://stats).
+local function base_url(name, v)
+    local why = transport.check_url(v)
+    if why then
+        return nil, name .. " is not a usable url: " .. why,
+               "invalid_argument"
+    end
+    return trim_slash(v)
+end
+_M.base_url = base_url
+
 -- endpoint(env, version, link_local_url) -> base, version
---                                        | nil, msg, "not_on_ecs"
--- version nil = discover; a known version = only that one.
+--                                        | nil, msg, code
+-- version nil = discover; a known version = only that one. The code is
+-- not_on_ecs, or invalid_argument for a variable that is no usable url.
 function _M.endpoint(env, version, link_local_url)
     if version == "v2" then
         return trim_slash(link_local_url or _M.DEFAULT_LINK_LOCAL_URL) .. "/v2",
@@ -94,16 +113,23 @@ function _M.endpoint(env, version, link_local_url)
         if version == "file" then
             return v, "file"
         end
-        return trim_slash(v), version
+        local base, msg, code = base_url(name, v)
+        if not base then
+            return nil, msg, code
+        end
+        return base, version
     end
-    local v = lookup(env, ENV.v4)
-    if v then
-        return trim_slash(v), "v4"
+    for _, which in ipairs({ "v4", "v3" }) do
+        local v = lookup(env, ENV[which])
+        if v then
+            local base, msg, code = base_url(ENV[which], v)
+            if not base then
+                return nil, msg, code
+            end
+            return base, which
+        end
     end
-    v = lookup(env, ENV.v3)
-    if v then
-        return trim_slash(v), "v3"
-    end
+    local v
     v = lookup(env, ENV.file)
     if v then
         return v, "file"
@@ -113,36 +139,31 @@ function _M.endpoint(env, version, link_local_url)
 end
 
 -- url(base, version, what, container_id) -> url | nil, msg, code
--- `what` is one of container, task, task_with_tags, container_stats,
--- task_stats. Not for version "file" (see the client).
+-- `what` is a source of PATHS (container, task, ...). Not for version
+-- "file" (see the client). A source the version lacks is invalid_argument,
+-- answered without a request.
 function _M.url(base, version, what, container_id)
     local path = PATHS[version][what]
     if path == nil then
-        return nil, what .. ": needs the task metadata endpoint v4 (this is "
-            .. version .. ")", "not_on_ecs"
+        return nil, what .. ": the task metadata endpoint " .. version
+            .. " has no such source", "invalid_argument"
     end
     if byte(path, -1) == 47 then
         if container_id == nil then
             return nil, what .. ": the v2 endpoint needs opts.container_id "
                 .. "(the Docker id of the container)", "invalid_argument"
         end
-        if container_id == "" or find(container_id, "[^%w%-_%.]") then
+        -- Docker ids are hex; anything else ('.', '..', '/') would make
+        -- another path of the url.
+        if container_id == "" or #container_id > 64
+           or find(container_id, "[^%x]") then
             return nil, what .. ": opts.container_id must be a Docker "
-                .. "container id (letters, digits, '-', '_', '.')",
-                "invalid_argument"
+                .. "container id (1 to 64 hex digits)", "invalid_argument"
         end
         return base .. path .. container_id
     end
     return base .. path
 end
 
--- The base url of a link_local_url option, or nil, msg, "invalid_argument".
-function _M.check_base_url(name, v)
-    if not (find(v, "^[Hh][Tt][Tt][Pp][Ss]?://[^/]")) then
-        return nil, name .. " must be an http:// or https:// url",
-               "invalid_argument"
-    end
-    return v
-end
 
 return _M

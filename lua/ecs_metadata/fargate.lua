@@ -11,8 +11,8 @@
 --                 Default: a line on io.stderr, as Python's logging does
 --                 for an unconfigured logger.
 -- Every other option is a client option (timeout, retries, env, ...); the
--- helper reads the v4 endpoint only and caches nothing unless cache_ttl is
--- given, as the Python one does.
+-- helper reads the v4 endpoint only and caches nothing (results nor
+-- failures) unless cache_ttl or error_ttl is given, as the Python one does.
 
 local type = type
 local error = error
@@ -25,6 +25,9 @@ local errors = require "ecs_metadata.errors"
 
 local _M = {}
 local mt = { __index = _M }
+
+-- Options of Fargate's own, beside the client's.
+local OWN_OPTIONS = { raise_errors = true, logger = true }
 
 local function stderr_logger(msg)
     io_stderr:write("ecs_metadata: ", msg, "\n")
@@ -74,8 +77,11 @@ function _M.new(opts)
     if copts.cache_ttl == nil then
         copts.cache_ttl = 0          -- the Python helper asks every time
     end
+    if copts.error_ttl == nil then
+        copts.error_ttl = 0
+    end
     copts.raise_errors, copts.logger = nil, nil
-    local c, msg = client.new(copts)
+    local c, msg = client.new(copts, "Fargate", OWN_OPTIONS)
     if not c then
         if raise then
             error(msg, 0)

@@ -18,6 +18,10 @@
 local core = require "ecs_metadata.core"
 local client = require "ecs_metadata.client"
 
+local pairs = pairs
+local ipairs = ipairs
+local error = error
+
 local new_client = client.new
 
 local _M = {
@@ -30,23 +34,22 @@ local _M = {
 
 local default      -- the default client, made on first use
 
--- The module's sources answer a fresh result of the default client's
--- opts-less call from a cell of core._memo: a cached ecs.task() is one C
--- call. The client tells the cells what it caches (and drops) through
--- _on_hot; anything else goes to the client.
+-- The module's metadata functions are cells of the default client's cache
+-- (see cache.lua): a fresh ecs.task() is one C call. The cells exist before
+-- the client does; it is made, and learns of them, on the first miss.
 local cells = {}
 
 local function get_default()
+    if default then
+        return default
+    end
     local c, msg = new_client()
     if not c then
         -- Without options nothing can be invalid; this is a broken install.
-        error("ecs_metadata: cannot create the default client: " .. msg, 3)
+        error("ecs_metadata: cannot create the default client: " .. msg, 0)
     end
-    c._on_hot = function(what, value, ttl)
-        local set = cells[what]
-        if set then
-            set(value, ttl)
-        end
+    for name, set in pairs(cells) do
+        c:module_cell(name, set)
     end
     default = c
     return c
@@ -54,42 +57,62 @@ end
 
 local function source(what)
     local get, set = core._memo(function(opts)
-        local c = default or get_default()
+        local c = get_default()
         return c[what](c, opts)
     end)
     cells[what] = set
     return get
 end
 
-_M.container = source("container")
-_M.task = source("task")
-_M.task_with_tags = source("task_with_tags")
-_M.container_stats = source("container_stats")
-_M.task_stats = source("task_stats")
+for _, what in ipairs(client.SOURCES) do
+    _M[what] = source(what)
+end
 
 function _M.metadata_file(opts)
-    local c = default or get_default()
+    local c = get_default()
     return c:metadata_file(opts)
 end
 
 function _M.protection(opts)
-    local c = default or get_default()
+    local c = get_default()
     return c:protection(opts)
 end
 
 function _M.protect(enabled, minutes, opts)
-    local c = default or get_default()
+    local c = get_default()
     return c:protect(enabled, minutes, opts)
 end
 
 function _M.credentials(opts)
-    local c = default or get_default()
+    local c = get_default()
     return c:credentials(opts)
 end
 
 function _M.endpoint(opts)
-    local c = default or get_default()
+    local c = get_default()
     return c:endpoint(opts)
+end
+
+function _M.fault(kind, action, params, opts)
+    local c = get_default()
+    return c:fault(kind, action, params, opts)
+end
+
+function _M.region(opts)
+    local c = get_default()
+    return c:region(opts)
+end
+
+function _M.launch_type(opts)
+    local c = get_default()
+    return c:launch_type(opts)
+end
+
+-- Drops every cached result of the default client.
+function _M.clear_cache()
+    if default then
+        default:clear_cache()
+    end
 end
 
 -- ecs.Fargate(opts): the Python helper's interface (see fargate.lua).

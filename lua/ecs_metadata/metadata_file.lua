@@ -13,12 +13,15 @@
 --  * opts.wait = seconds polls (POLL_INTERVAL apart, sleeping through the
 --    transport's sleep, so under OpenResty ngx.sleep) until READY, and
 --    answers the last failure -- `not_ready` for a file that never got
---    ready -- when the time is up. Only READY documents are cached.
+--    ready -- when the time is up. Only READY documents are cached, and
+--    failures never are: there is no endpoint to spare, and a file that
+--    becomes READY is seen at the next read.
 
 local type = type
 local tostring = tostring
 
 local core = require "ecs_metadata.core"
+local transport = require "ecs_metadata.transport"
 
 local read_file = core._read_file
 local decode = core.decode
@@ -61,25 +64,16 @@ local function read_once(path, o)
         .. tostring(status) .. ")", "not_ready"
 end
 
--- read(c, o, opts, path, fname) -> document | nil, msg, code
---   c      the client (cache, clock, sleep)
---   o      the call's settings (wait, max_bytes, decoder options)
---   opts   the caller's opts, nil for the short path
---   fname  the public function: "metadata_file", or "container" when the
---          file is the only source
-function _M.read(c, o, opts, path, fname)
-    local ttl = c:_ttl_of(fname, opts)
-    local v = c:_cache_get(path, ttl)
-    if v ~= nil then
-        return v
-    end
-    local now, sleep = c._now, c._sleep
+-- The READY document, polling and re-reading as the caveats say, or the
+-- last failure.
+local function read_ready(o, path)
+    local mod = transport.module(o)
+    local now, sleep = mod.now, mod.sleep
     local deadline = now() + (o.wait or 0)
     local torn = 0
     while true do
         local doc, msg, code = read_once(path, o)
         if doc then
-            c:_cache_put(path, doc, ttl, opts == nil and fname)
             return doc
         end
         if code == "too_large" then
@@ -98,6 +92,21 @@ function _M.read(c, o, opts, path, fname)
         end
         sleep(pause)
     end
+end
+
+-- read(c, o, path, fname) -> document | nil, msg, code
+--   c      the client (its cache)
+--   o      the call's settings (wait, max_bytes, decoder options)
+--   fname  the public function: "metadata_file", or "container" when the
+--          file is the only source
+function _M.read(c, o, path, fname)
+    return c:cached(path, c:policy(fname, o), function()
+        local doc, msg, code = read_ready(o, path)
+        if doc == nil then
+            return nil, fname .. ": " .. msg, code
+        end
+        return doc
+    end)
 end
 
 return _M

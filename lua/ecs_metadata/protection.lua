@@ -9,76 +9,77 @@
 --    Detail, Arn}} or {"error": {Code, Message}}, with 200 or with a 4xx/5xx
 --    status. Any of them is a failure (`http_status`, or `throttled` for 429)
 --    whose message carries the agent's reason.
+--  * minutes are checked before the environment: protect(true, 5000)
+--    outside ECS is invalid_argument.
 --  * The answer is the `protection` object of the agent's document:
 --    {ProtectionEnabled = bool, ExpirationDate = "...", TaskArn = "..."}.
 
 local type = type
+local setmetatable = setmetatable
 local floor = math.floor
 local format = string.format
 
 local discovery = require "ecs_metadata.discovery"
 local errors = require "ecs_metadata.errors"
-local request = require "ecs_metadata.request"
 
 local getenv = discovery.getenv
-local trim_slash = discovery.trim_slash
 
 local _M = {}
 
 local PATH = "/task-protection/v1/state"
 local MAX_MINUTES = 2880       -- ECS's limit: 48 hours
-local JSON_HEADERS = { ["Content-Type"] = "application/json" }
+local JSON_BODY = { headers = { ["Content-Type"] = "application/json" } }
 _M.PATH = PATH
 
 local function state_url(o, fname)
-    local base = getenv(o.env, "ECS_AGENT_URI")
-    if not base then
+    local v = getenv(o.env, "ECS_AGENT_URI")
+    if not v then
         return nil, fname .. ": not on ECS: ECS_AGENT_URI is not set",
                "not_on_ecs"
     end
-    return trim_slash(base) .. PATH
+    local base, msg, code = discovery.base_url("ECS_AGENT_URI", v)
+    if not base then
+        return nil, fname .. ": " .. msg, code
+    end
+    return base .. PATH
 end
 
--- The settings of a protection call: its own default timeout.
-local function call_settings(c, o, opts)
-    return {
-        timeout = opts and opts.timeout or c.protection_timeout,
-        connect_timeout = o.connect_timeout,
-        retries = o.retries,
-        max_bytes = o.max_bytes,
-        keep_null = o.keep_null,
-        array_mt = o.array_mt,
-        max_depth = o.max_depth,
-    }
+-- The settings of a protection call: its own default timeout, unless the
+-- call gives one.
+local function protection_settings(c, o, opts)
+    if opts and opts.timeout then
+        return o
+    end
+    return setmetatable({ timeout = c.settings.protection_timeout },
+                        { __index = o })
 end
 
 -- The protection object of a 2xx answer, or nil, msg, code.
-local function answer(doc, method, url, status)
+local function answer(doc, method, label, status)
     if type(doc) == "table"
        and (type(doc.failure) == "table" or type(doc.error) == "table") then
-        return nil, errors.http_message(method, url, status, doc),
+        return nil, errors.http_message(method, label, status, doc),
                "http_status"
     end
     local p = type(doc) == "table" and doc.protection
     if type(p) ~= "table" then
-        return nil, method .. " " .. url .. ": bad_json: the answer has no "
+        return nil, method .. " " .. label .. ": bad_json: the answer has no "
             .. "protection object", "bad_json"
     end
     return p
 end
 
 -- One call to the agent: its protection object | nil, msg, code, status.
-local function exchange(c, o, opts, method, url, body)
-    local v, status, code, failed_status =
-        request.json(c, call_settings(c, o, opts), method, url, body, nil,
-                     body and JSON_HEADERS or nil)
-    if type(status) ~= "number" then
-        return nil, status, code, failed_status
+local function exchange(c, o, fname, method, url, body)
+    local v, status, code, failed_status = c:request(o, method, url, body,
+        body and JSON_BODY or nil)
+    if v == nil then
+        return nil, fname .. ": " .. status, code, failed_status
     end
     local p, msg
-    p, msg, code = answer(v, method, url, status)
+    p, msg, code = answer(v, method, errors.label(url), status)
     if not p then
-        return nil, msg, code, status
+        return nil, fname .. ": " .. msg, code, status
     end
     return p
 end
@@ -89,26 +90,14 @@ function _M.get(c, o, opts)
     if not url then
         return nil, msg, code
     end
-    local ttl = c:_ttl_of("protection", opts)
-    local v = c:_cache_get(url, ttl)
-    if v ~= nil then
-        return v
-    end
-    local p, status
-    p, msg, code, status = exchange(c, o, opts, "GET", url)
-    if not p then
-        return nil, msg, code, status
-    end
-    c:_cache_put(url, p, ttl, opts == nil and "protection")
-    return p
+    local po = protection_settings(c, o, opts)
+    return c:cached(url, c:policy("protection", o), function()
+        return exchange(c, po, "protection", "GET", url)
+    end)
 end
 
 -- set(c, o, opts, enabled, minutes) -> protection | nil, msg, code, status
 function _M.set(c, o, opts, enabled, minutes)
-    local url, msg, code = state_url(o, "protect")
-    if not url then
-        return nil, msg, code
-    end
     local body
     if not enabled then
         body = '{"ProtectionEnabled":false}'
@@ -122,10 +111,15 @@ function _M.set(c, o, opts, enabled, minutes)
         return nil, "protect: minutes must be a whole number from 1 to "
             .. MAX_MINUTES, "invalid_argument"
     end
+    local url, msg, code = state_url(o, "protect")
+    if not url then
+        return nil, msg, code
+    end
     local p, status
-    p, msg, code, status = exchange(c, o, opts, "PUT", url, body)
+    p, msg, code, status = exchange(c, protection_settings(c, o, opts),
+                                    "protect", "PUT", url, body)
     -- Whatever happened, a cached state may be stale now.
-    c:_cache_drop(url, "protection")
+    c:drop(url, "protection")
     return p, msg, code, status
 end
 

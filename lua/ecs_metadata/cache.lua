@@ -1,0 +1,187 @@
+-- ecs_metadata.cache: every result a client keeps, behind one interface.
+--
+--   local cache = require "ecs_metadata.cache"
+--   local store = cache.new()
+--   get = store:cell(name, fallback, owner)   -- a C cell (core._memo)
+--   store:feed_cell(name, set)                -- feed a cell made elsewhere
+--   store:fetch(key, policy, fetch)           -- the one way to read through
+--   store:drop(key[, name]), store:clear()
+--
+-- Tiers, all owned here:
+--  1. cells: for each source, the result of its call without options, in C
+--     (core._memo): a hit is one C call, no Lua at all. The client's own
+--     methods are such cells, and so are the module's functions over the
+--     default client; a name may have several cells, all fed together.
+--  2. entries: key (a url, a path, credentials' url and token) -> the
+--     decoded value, when it was stored and until when it is fresh.
+--  3. failures: key -> the last failure of an endpoint, answered again
+--     until policy.error_ttl has passed (a negative cache), so a failing
+--     endpoint is asked at most once per error_ttl per client.
+--  A stale-if-error answer comes from tier 2: an entry past its freshness
+--  but within policy.stale_ttl is answered when a fetch fails, with the
+--  failure's message and code after the value: value, msg, code.
+--
+-- A backend that stores strings (an nginx shared dict, through
+-- policy.shared) plugs in at fetch(): it sees the serialized document and
+-- keeps the tables per process.
+--
+-- Caveats:
+--  * A hit returns the very table stored: results are shared and must be
+--    treated as read-only. (A copy would cost far more than the hit.)
+--  * Freshness is measured on the coarse monotonic clock, the clock of the
+--    cells, so the tiers always agree on what has expired.
+
+local pairs = pairs
+local type = type
+local setmetatable = setmetatable
+
+local core = require "ecs_metadata.core"
+
+local memo = core._memo
+local clock = core._now_coarse
+
+local _M = {}
+local mt = { __index = _M }
+
+function _M.new()
+    return setmetatable({
+        entries = {},      -- key -> { value, time, expires, stale_until }
+        failures = {},     -- key -> { until_, msg, code, status }
+        setters = {},      -- source name -> { set, set, ... }
+    }, mt)
+end
+
+-- Feeds the setter of a cell made elsewhere (core._memo's set) with every
+-- fresh value of `name` from now on.
+function _M:feed_cell(name, set)
+    local list = self.setters[name]
+    if not list then
+        list = {}
+        self.setters[name] = list
+    end
+    list[#list + 1] = set
+end
+
+-- A cell for `name`: get(...) answers its fresh value, else fallback(...).
+-- With owner, get is a method of owner (see core._memo).
+function _M:cell(name, fallback, owner)
+    local get, set = memo(fallback, owner)
+    self:feed_cell(name, set)
+    return get
+end
+
+local function feed(self, name, value, ttl)
+    local list = name and self.setters[name]
+    if list then
+        for i = 1, #list do
+            list[i](value, ttl)
+        end
+    end
+end
+
+-- The fresh value under key, or nil.
+function _M:get(key)
+    local e = self.entries[key]
+    if e and clock() < e.expires then
+        return e.value
+    end
+    return nil
+end
+
+-- Stores value under key: fresh for ttl seconds, answerable on failure for
+-- stale_ttl more. `cell` names the source whose cells also get the value
+-- (the call had no options). A ttl of 0 keeps it only for stale answers.
+function _M:put(key, value, ttl, stale_ttl, cell)
+    local now = clock()
+    stale_ttl = stale_ttl or 0
+    if ttl > 0 or stale_ttl > 0 then
+        self.entries[key] = {
+            value = value, time = now, expires = now + ttl,
+            stale_until = now + ttl + stale_ttl,
+        }
+    else
+        self.entries[key] = nil
+    end
+    self.failures[key] = nil
+    if ttl > 0 then
+        feed(self, cell, value, ttl)
+    end
+end
+
+function _M:drop(key, name)
+    self.entries[key] = nil
+    self.failures[key] = nil
+    feed(self, name, nil, 0)
+end
+
+-- Forgets everything. (Tables are emptied, not replaced.)
+function _M:clear()
+    for _, t in pairs({ self.entries, self.failures }) do
+        for k in pairs(t) do
+            t[k] = nil
+        end
+    end
+    for _, list in pairs(self.setters) do
+        for i = 1, #list do
+            list[i](nil, 0)
+        end
+    end
+end
+
+-- fetch(key, policy, fetch) -> value[, msg, code] | nil, msg, code, status
+--   policy.ttl        seconds a result stays fresh (0: not cached), or a
+--                     function(value) -> ttl, stale cap (seconds from now
+--                     past which the value may never be answered, e.g.
+--                     credentials' Expiration)
+--   policy.stale_ttl  seconds past freshness a value may answer a failure
+--   policy.error_ttl  seconds a failure is answered again without asking
+--   policy.cell       the source name whose cells get a fresh value
+--   fetch()           -> value | nil, msg, code, status (a request)
+function _M:fetch(key, policy, fetch)
+    local now = clock()
+    local ttl = policy.ttl
+    local e = self.entries[key]
+    -- A call that asks for no caching (ttl 0) skips fresh copies, not
+    -- stale ones: those only ever answer a failure.
+    if e and now < e.expires and ttl ~= 0 then
+        return e.value
+    end
+    local f = self.failures[key]
+    if f and now < f.until_ then
+        if e and now < e.stale_until then
+            return e.value, f.msg, f.code
+        end
+        return nil, f.msg, f.code, f.status
+    end
+
+    local v, msg, code, status = fetch()
+    if v ~= nil then
+        local stale_ttl = policy.stale_ttl or 0
+        if type(ttl) == "function" then
+            local cap
+            ttl, cap = ttl(v)
+            if cap then
+                if ttl > cap then ttl = cap end
+                if ttl + stale_ttl > cap then stale_ttl = cap - ttl end
+            end
+            if ttl < 0 then ttl = 0 end
+            if stale_ttl < 0 then stale_ttl = 0 end
+        end
+        self:put(key, v, ttl, stale_ttl, policy.cell)
+        return v
+    end
+
+    local error_ttl = policy.error_ttl or 0
+    if error_ttl > 0 and code ~= "invalid_argument" then
+        self.failures[key] = {
+            until_ = clock() + error_ttl, msg = msg, code = code,
+            status = status,
+        }
+    end
+    if e and clock() < e.stale_until then
+        return e.value, msg, code
+    end
+    return nil, msg, code, status
+end
+
+return _M
