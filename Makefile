@@ -124,8 +124,8 @@ bench: $(MODULE) $(BARE_GET)
 	$(SERVE) --profile ec2 $(RUN) bench/api-callgrind $(LUA_BIN) $(BARE_GET)
 	$(RUN) $(LUA_BIN) bench/decode.lua
 	$(RUN) bench/decode-callgrind $(LUA_BIN)
-	$(RUN) $(LUA_BIN) bench/prometheus.lua
-	$(RUN) bench/prometheus-callgrind $(LUA_BIN)
+	$(SERVE) $(RUN) $(LUA_BIN) bench/prometheus.lua
+	$(SERVE) $(RUN) bench/prometheus-callgrind $(LUA_BIN)
 	$(SERVE) --profile v4 $(RUN) bench/cli $(LUA_BIN)
 
 # The decoder's libFuzzer harness (clang, ASan, UBSan) for FUZZ_SECONDS.

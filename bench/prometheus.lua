@@ -5,9 +5,11 @@
 --   LUA_PATH='lua/?.lua;;' LUA_CPATH='build/5.4/?.so;;' lua5.4 bench/prometheus.lua [rounds]
 --   LUA_PATH='lua/?.lua;;' LUA_CPATH='build/luajit/?.so;;' luajit bench/prometheus.lua
 --
--- Times are CPU seconds (os.clock) per call, the median of interleaved
--- rounds, each round repeating the call enough times to take about 20 ms.
--- "render / decode" below 1 means the view costs less than the decode.
+-- Under endpoint/serve exec (as make bench runs it) the fetch of that
+-- document, c:task_stats() uncached (the GET and the decode), is timed too.
+-- Times are CPU seconds of this process (os.clock) per call, the median of
+-- interleaved rounds, each round repeating the call enough times to take
+-- about 20 ms. A ratio below 1 means the view costs less.
 local core = require "ecs_metadata.core"
 local util = require "bench.util"
 local prometheus = require "ecs_metadata.views.prometheus"
@@ -41,6 +43,18 @@ end
 local function render_n(n)
   for _ = 1, n do render(task, stats) end
 end
+local fetch_n
+local endpoint = os.getenv("ECSM_ENDPOINT")
+if endpoint then
+  local client = assert(require("ecs_metadata").new {
+    env = { ECS_CONTAINER_METADATA_URI_V4 = endpoint .. "/v4/each/" .. largest.name:gsub("%.json$", "") },
+    cache_ttl = 0,
+  })
+  assert(client:task_stats())
+  fetch_n = function(n)
+    for _ = 1, n do assert(client:task_stats()) end
+  end
+end
 
 -- Calls per round so that a round takes about 20 ms.
 local function calibrate(loop)
@@ -54,7 +68,8 @@ local function calibrate(loop)
 end
 
 local nd, nr = calibrate(decode_n), calibrate(render_n)
-local td, tr = {}, {}
+local nf = fetch_n and calibrate(fetch_n)
+local td, tr, tf = {}, {}, {}
 for _ = 1, rounds do
   collectgarbage()
   local t0 = os.clock()
@@ -64,6 +79,12 @@ for _ = 1, rounds do
   t0 = os.clock()
   render_n(nr)
   tr[#tr + 1] = (os.clock() - t0) / nr
+  if fetch_n then
+    collectgarbage()
+    t0 = os.clock()
+    fetch_n(nf)
+    tf[#tf + 1] = (os.clock() - t0) / nf
+  end
 end
 local d, r = util.median(td), util.median(tr)
 print(("%s; %s (%d bytes) with %s; %d rounds"):format(util.interpreter(), largest.name, #body,
@@ -73,3 +94,8 @@ print(("core.decode of the stats document   %9.2f us"):format(d * 1e6))
 print(("prometheus.render (task, stats)     %9.2f us   (%d bytes, %d series)"):format(r * 1e6, #text,
                                                                                        samples))
 print(("render / decode                     %9.2f"):format(r / d))
+if fetch_n then
+  local fetch = util.median(tf)
+  print(("c:task_stats() (GET and decode)     %9.2f us"):format(fetch * 1e6))
+  print(("render / fetch                      %9.2f"):format(r / fetch))
+end

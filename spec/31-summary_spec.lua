@@ -68,6 +68,16 @@ describe("ecs.summary", function()
     assert.is_nil(other.awslogs_group)
   end)
 
+  it("gives the newer agents' fields: zone id, service, group, IPv6 gateway", function()
+    local t = vf.decode("v4-task/derived-ecs-exporter-fargate-newer-fields.json")
+    local s = build(vf.decode("v4-container/derived-ecs-exporter-fargate-newer-fields.json"), t)
+    assert.are.equal("use1-az6", s.availability_zone_id)
+    assert.are.equal("prom-ecs-exporter-sandbox-main", s.service_name)
+    assert.are.equal("service:prom-ecs-exporter-sandbox-main", s.group)
+    assert.are.equal("2600:1f18:4ae8:400::1/64", s.subnet_gateway_ipv6)
+    assert.are.equal("ecs-exporter", s.container_name)
+  end)
+
   it("reads both spellings of the IPv6 gateway", function()
     for _, key in ipairs({ "SubnetGatewayIpv6Address", "SubnetGatewayIPv6Address" }) do
       local net = { NetworkMode = "awsvpc", [key] = "2600:1f18:4ae8:400::1/64" }

@@ -262,6 +262,15 @@ describe("ecs.prometheus", function()
     check(render(task, ts), expected)
   end)
 
+  it("writes RestartCount for the containers with stats, as ecs_exporter does", function()
+    -- RestartCount 3 on nonessential (its stats are null: no series) and 0 on ecs-exporter.
+    local task = vf.decode("v4-task/derived-ecs-exporter-fargate-newer-fields.json")
+    local families = parse(render(task, vf.decode("v4-task-stats/ecs-exporter-fargate.json")))
+    assert.are.equal("counter", families.ecs_container_restarts_total.type)
+    assert.are.same({ ['{container_name="ecs-exporter"}'] = "0" },
+                    families.ecs_container_restarts_total.samples)
+  end)
+
   it("writes only the task's families without stats, and one container's with a container", function()
     local task = vf.decode("v4-task/ecs-exporter-fargate.json")
     local families = parse(render(task))

@@ -11,7 +11,7 @@
 --   vf.stats()            { rel =, key =, stats = } for every Docker stats
 --                         document (v3/v4 stats, each entry of a task stats map)
 --   vf.task_stats()       { rel =, index =, task_stats = } for every task stats map
---   vf.PAIRS              task stats fixture -> the task fixture it belongs to
+--   vf.PAIRS              { task stats fixture, the task fixture it belongs to }
 --   vf.paired()           { rel =, task =, task_stats = } for the pairs; the
 --                         /tasks and /tasks/stats arrays give one pair per task
 local helpers = require "spec.helpers"
@@ -92,23 +92,27 @@ function vf.stats()
   return out
 end
 
+-- { task stats fixture, the task fixture it belongs to }.
 vf.PAIRS = {
-  ["v4-task-stats/ecs-exporter-ec2.json"] = "v4-task/ecs-exporter-ec2.json",
-  ["v4-task-stats/ecs-exporter-fargate.json"] = "v4-task/ecs-exporter-fargate.json",
-  ["v4-task-stats/otel-collector-fargate-stopped-container-empty-object.json"] =
-    "v4-task/otel-collector-fargate-stopped-exitcode-42.json",
-  ["v4-task-stats/otel-collector-managed-instances-tasks-stats-array.json"] =
-    "v4-task/otel-collector-managed-instances-tasks-array-no-networks.json",
-  ["v2-stats/datadog-integrations-fargate-2017-task-stats.json"] =
-    "v2-metadata/datadog-integrations-fargate-2017-pause-container.json",
+  { "v4-task-stats/ecs-exporter-ec2.json", "v4-task/ecs-exporter-ec2.json" },
+  { "v4-task-stats/ecs-exporter-fargate.json", "v4-task/ecs-exporter-fargate.json" },
+  -- The same task with the newer agents' fields added (RestartCount ...).
+  { "v4-task-stats/ecs-exporter-fargate.json", "v4-task/derived-ecs-exporter-fargate-newer-fields.json" },
+  { "v4-task-stats/otel-collector-fargate-stopped-container-empty-object.json",
+    "v4-task/otel-collector-fargate-stopped-exitcode-42.json" },
+  { "v4-task-stats/otel-collector-managed-instances-tasks-stats-array.json",
+    "v4-task/otel-collector-managed-instances-tasks-array-no-networks.json" },
+  { "v2-stats/datadog-integrations-fargate-2017-task-stats.json",
+    "v2-metadata/datadog-integrations-fargate-2017-pause-container.json" },
   -- The endpoint's own pairs (their ids do not match: documentation examples).
-  ["v4-task-stats/docs-2020-fargate-query-metadata.json"] = "v4-task/docs-2020-fargate-query-metadata.json",
-  ["v4-task-stats/docs-ec2-awsvpc-curltest.json"] = "v4-task/docs-ec2-awsvpc-curltest.json",
+  { "v4-task-stats/docs-2020-fargate-query-metadata.json", "v4-task/docs-2020-fargate-query-metadata.json" },
+  { "v4-task-stats/docs-ec2-awsvpc-curltest.json", "v4-task/docs-ec2-awsvpc-curltest.json" },
 }
 
 function vf.paired()
   local out = {}
-  for stats_rel, task_rel in pairs(vf.PAIRS) do
+  for _, pair in ipairs(vf.PAIRS) do
+    local stats_rel, task_rel = pair[1], pair[2]
     local tasks, stats = vf.decode(task_rel), vf.decode(stats_rel)
     if tasks[1] then
       -- /tasks and /tasks/stats: the stats maps merged, one pair per task.
@@ -123,7 +127,6 @@ function vf.paired()
       out[#out + 1] = { rel = task_rel, task = tasks, task_stats = stats }
     end
   end
-  table.sort(out, function(a, b) return a.rel < b.rel end)
   return out
 end
 
