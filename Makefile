@@ -4,7 +4,7 @@
 #   make LUA=luajit       ... or LuaJIT 2.1; LUA=5.1, LUA=5.3 likewise
 #   make test             run the specs against the bundled endpoint
 #   make check            luacheck
-#   make install          install the C core and the Lua layer under PREFIX
+#   make install          install the C core, the Lua layer and ecs-metadata under PREFIX
 #   make valgrind         the specs' C paths under valgrind, leaks are errors
 #   make SANITIZE=1 test  the specs with AddressSanitizer and UBSan
 #   make fuzz             run the decoder's libFuzzer harness for FUZZ_SECONDS
@@ -26,6 +26,8 @@ LUA_INCDIR ?= /usr/include/lua$(LUA)
 LUA_BIN    ?= lua$(LUA)
 LUA_ABI    := $(LUA)
 endif
+# What the installed ecs-metadata's first line names.
+LUA_INTERPRETER ?= $(shell command -v $(LUA_BIN) 2>/dev/null || echo /usr/bin/$(LUA_BIN))
 
 # A missing libcurl is said in words, not as a compiler error.
 ifeq (,$(CURL_LIBS)$(filter clean check uninstall,$(MAKECMDGOALS)))
@@ -122,6 +124,9 @@ bench: $(MODULE) $(BARE_GET)
 	$(SERVE) --profile ec2 $(RUN) bench/api-callgrind $(LUA_BIN) $(BARE_GET)
 	$(RUN) $(LUA_BIN) bench/decode.lua
 	$(RUN) bench/decode-callgrind $(LUA_BIN)
+	$(SERVE) $(RUN) $(LUA_BIN) bench/prometheus.lua
+	$(SERVE) $(RUN) bench/prometheus-callgrind $(LUA_BIN)
+	$(SERVE) --profile v4 $(RUN) bench/cli $(LUA_BIN)
 
 # The decoder's libFuzzer harness (clang, ASan, UBSan) for FUZZ_SECONDS.
 FUZZ_SECONDS ?= 60
@@ -134,10 +139,14 @@ install: $(MODULE)
 	cd lua && find ecs_metadata -name '*.lua' | while read -r f; do \
 	    install -D -m 0644 "$$f" "$(DESTDIR)$(PREFIX)/share/lua/$(LUA_ABI)/$$f" || exit 1; \
 	done
+	install -d $(DESTDIR)$(PREFIX)/bin
+	sed '1s|^#!.*|#!$(LUA_INTERPRETER)|' bin/ecs-metadata >$(BUILD)/ecs-metadata
+	install -m 0755 $(BUILD)/ecs-metadata $(DESTDIR)$(PREFIX)/bin/ecs-metadata
 
 uninstall:
 	rm -rf $(DESTDIR)$(PREFIX)/lib/lua/$(LUA_ABI)/ecs_metadata \
 	       $(DESTDIR)$(PREFIX)/share/lua/$(LUA_ABI)/ecs_metadata
+	rm -f $(DESTDIR)$(PREFIX)/bin/ecs-metadata
 
 clean:
 	rm -rf build

@@ -46,6 +46,7 @@ build = {
       incdirs = { "$(CURL_INCDIR)" },
       libdirs = { "$(CURL_LIBDIR)" },
     },
+    ["ecs_metadata.cli"] = "lua/ecs_metadata/cli.lua",
     ["ecs_metadata.client"] = "lua/ecs_metadata/client.lua",
     ["ecs_metadata.credentials"] = "lua/ecs_metadata/credentials.lua",
     ["ecs_metadata.discovery"] = "lua/ecs_metadata/discovery.lua",
@@ -58,8 +59,23 @@ build = {
     ["ecs_metadata.time"] = "lua/ecs_metadata/time.lua",
     ["ecs_metadata.transport"] = "lua/ecs_metadata/transport/init.lua",
     ["ecs_metadata.transport.curl"] = "lua/ecs_metadata/transport/curl.lua",
+    ["ecs_metadata.views.arn"] = "lua/ecs_metadata/views/arn.lua",
+    ["ecs_metadata.views.common"] = "lua/ecs_metadata/views/common.lua",
+    ["ecs_metadata.views.methods"] = "lua/ecs_metadata/views/methods.lua",
+    ["ecs_metadata.views.prometheus"] = "lua/ecs_metadata/views/prometheus.lua",
+    ["ecs_metadata.views.resource"] = "lua/ecs_metadata/views/resource.lua",
+    ["ecs_metadata.views.stats"] = "lua/ecs_metadata/views/stats.lua",
+    ["ecs_metadata.views.summary"] = "lua/ecs_metadata/views/summary.lua",
     ["ecs_metadata.options"] = "lua/ecs_metadata/options.lua",
     ["ecs_metadata.cache"] = "lua/ecs_metadata/cache.lua",
+    ["ecs_metadata.daemon"] = "lua/ecs_metadata/daemon.lua",
+    ["ecs_metadata.fault"] = "lua/ecs_metadata/fault.lua",
+    ["ecs_metadata.launch_type"] = "lua/ecs_metadata/launch_type.lua",
+    ["ecs_metadata.region"] = "lua/ecs_metadata/region.lua",
+  },
+  -- LuaRocks wraps it in a script that starts the Lua the rock is built for.
+  install = {
+    bin = { ["ecs-metadata"] = "bin/ecs-metadata" },
   },
 }
 

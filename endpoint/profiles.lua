@@ -21,9 +21,11 @@ M.metadata = {
         ["/stats"]        = "v4-stats/docs-ec2-awsvpc-curl.json",
         ["/task/stats"]   = "v4-task-stats/docs-ec2-awsvpc-curltest.json",
     },
-    ["/v3/ec2"] = {                      -- v3 has no taskWithTags
+    ["/v3/ec2"] = {
         [""]             = "v3-container/docs-ec2-awsvpc-nginx-curl.json",
         ["/task"]         = "v3-task/docs-2018-ec2-awsvpc-nginx-no-az.json",
+        -- The agent serves taskWithTags on v3 too (v3.TaskWithTagsMetadataPath).
+        ["/taskWithTags"] = "v4-task/docs-taskwithtags.json",
         ["/stats"]        = "v3-stats/ecs-agent-unix-test-stats.json",
         ["/task/stats"]   = "v4-task-stats/docs-ec2-awsvpc-curltest.json",
     },
@@ -75,5 +77,86 @@ M.protection = {
 M.fault_document = "v4-task/docs-ec2-awsvpc-curltest.json"
 M.fault_404 = "errors/ecs-agent-v4-task-404-unknown-endpoint-id.json"
 M.redirect_path = "/each/v4-task/docs-ec2-awsvpc-curltest/task"
+
+---------------------------------------------------------------------------
+-- Newer agents (1.88 and later): Managed Instances daemon tasks, a task with
+-- the newer fields, fault injection, EKS Pod Identity credentials.
+
+-- A value of M.metadata may also be a cut out of a fixture: { fixture, path }
+-- serves the bytes of the element at path (array indexes and member names).
+local MI_TASKS = "v4-task/otel-collector-managed-instances-tasks-array-no-networks.json"
+local MI_TASKS_STATS = "v4-task-stats/otel-collector-managed-instances-tasks-stats-array.json"
+local MI_DOCKER_ID = "081d2c75d3a2419d95ab6f8979fb61fb-1547245599"
+
+-- A daemon task on ECS Managed Instances: its own documents are the first
+-- task of /tasks, and /tasks, /tasks/stats answer every daemon task's.
+M.metadata["/v4/managed"] = {
+    [""]            = { MI_TASKS, { 1, "Containers", 1 } },
+    ["/task"]        = { MI_TASKS, { 1 } },
+    ["/stats"]       = { MI_TASKS_STATS, { 1, MI_DOCKER_ID } },
+    ["/task/stats"]  = { MI_TASKS_STATS, { 1 } },
+    ["/tasks"]       = MI_TASKS,
+    ["/tasks/stats"] = MI_TASKS_STATS,
+}
+
+-- A Fargate task whose documents have the newer fields (a derived fixture,
+-- see spec/fixtures/SOURCES.md); its task has FaultInjectionEnabled.
+local NEWER = "derived-ecs-exporter-fargate-newer-fields.json"
+M.metadata["/v4/newer"] = {
+    [""]            = "v4-container/" .. NEWER,
+    ["/task"]        = "v4-task/" .. NEWER,
+    ["/stats"]       = { "v4-task-stats/ecs-exporter-fargate.json",
+                         { "bae32def0ab64f06818e8862e58f8d6d-4159844948" } },
+    ["/task/stats"]  = "v4-task-stats/ecs-exporter-fargate.json",
+}
+
+-- Paths that exist only for Managed Instances daemon tasks: elsewhere the
+-- agent's router answers them with Go's plain-text 404.
+M.daemon_only = { ["/tasks"] = true, ["/tasks/stats"] = true }
+M.plain_404 = "404 page not found\n"
+
+-- v2 /metadataWithTags: the v2 task document with these two members of a
+-- taskWithTags document spliced in before its closing brace.
+M.v2.with_tags_from = "v4-task/docs-taskwithtags.json"
+
+-- Fault injection, $ECS_AGENT_URI/fault/v1/<kind>/<action> (POST), per
+-- agent profile (/agent/<profile>): see fault_injection.lua.
+M.fault_injection = {
+    -- the task has enableFaultInjection
+    default  = { window = 5 },
+    -- the same with a 0.2 s rate-limit window, so specs can walk through
+    -- start, status and stop without waiting (the agent's is 5 s)
+    quick    = { window = 0.2 },
+    -- a task without enableFaultInjection: 400
+    disabled = { window = 5, disabled = true },
+    -- the agent cannot find the task: 404
+    notask   = { window = 5, status = 404,
+                 error = "unable to get task metadata for endpoint container ID" },
+    -- its commands fail: 500
+    broken   = { window = 0.2, status = 500, error = "internal error" },
+    -- answers after ?ms= (default 2000), like a command near its 5 s limit
+    slow     = { window = 0.2, delay = 2 },
+}
+M.fault_task_arn = "arn:aws:ecs:us-east-1:829490980523:task/prom-ecs-exporter-sandbox/"
+    .. "bae32def0ab64f06818e8862e58f8d6d"
+
+-- Credentials of newer agents and of the EKS Pod Identity agent.
+M.pod_identity = {
+    AccessKeyId     = "ASIAECSMTESTPODIDENTITY",
+    SecretAccessKey = "TEST-POD-SECRET-do-not-log",
+    Token           = "TEST-POD-TOKEN-do-not-log",
+    AccountId       = "111122223333",
+    -- the token /creds/pod-identity accepts until /_pod_token/<new> rotates it
+    authorization   = "TEST-POD-AUTH-1-do-not-log",
+}
+-- /creds/text/<status>: plain-text error bodies, like Go's http.Error.
+M.text_errors = {
+    [400] = "Service account token cannot be empty",
+    [403] = "Token is not valid for this pod",
+    [429] = "Rate exceeded",
+    [500] = "Internal server error",
+    [502] = "Unable to reach the EKS Auth service",
+    [503] = "Service unavailable",
+}
 
 return M

@@ -72,12 +72,32 @@ end
 ---------------------------------------------------------------------------
 -- Task metadata v4/v3
 
+-- The bytes of the element at path (indexes and member names) of a fixture.
+local function cut(rel, path)
+    local text = util.must_fixture(rel)
+    for _, step in ipairs(path) do
+        text = util.member_text(text, step)
+        if not text then
+            error("endpoint: no " .. tostring(step) .. " in " .. rel)
+        end
+    end
+    return text
+end
+
 local function metadata(base, sub)
     local rel = profiles.metadata[base][sub]
     if not rel then
+        if profiles.daemon_only[sub] then
+            -- Only Managed Instances daemon tasks have these: elsewhere the
+            -- agent's router knows no such route.
+            return util.send(404, profiles.plain_404, "text/plain; charset=utf-8")
+        end
         local v = base:sub(2, 3):upper()
         return util.not_found(v .. " metadata handler: no such path below "
                               .. base .. ": " .. sub)
+    end
+    if type(rel) == "table" then
+        return util.send(200, cut(rel[1], rel[2]))
     end
     util.send_fixture(200, rel)
 end
@@ -98,6 +118,18 @@ local function v2_metadata(id)
         end
     end
     util.not_found("v2 metadata handler: no container " .. id)
+end
+
+-- /v2/metadataWithTags: the task document with the tags of a taskWithTags
+-- document, spliced in byte for byte.
+local function v2_metadata_with_tags()
+    local doc = util.must_fixture(profiles.v2.metadata)
+    local tags = util.must_fixture(profiles.v2.with_tags_from)
+    local close = doc:find("}%s*$")
+    util.send(200, doc:sub(1, close - 1):gsub("%s*$", "")
+        .. ',\n  "ContainerInstanceTags": ' .. util.member_text(tags, "ContainerInstanceTags")
+        .. ',\n  "TaskTags": ' .. util.member_text(tags, "TaskTags")
+        .. "\n" .. doc:sub(close))
 end
 
 local function v2_stats(id)
@@ -149,6 +181,57 @@ local function credentials_full()
             "Authorization header missing or not the expected token", 401)
     end
     util.send(200, credentials_document(profiles.credentials.fresh))
+end
+
+---------------------------------------------------------------------------
+-- Credentials of newer agents and of the EKS Pod Identity agent
+
+local function credentials_uninitialized(key, n)
+    local seen = state:incr("uninit:" .. key, 1, 0)
+    if seen <= tonumber(n) then
+        return credentials_error("CredentialsUninitialized",
+            "CredentialsV2Request: Credentials uninitialized for ID", 503)
+    end
+    util.send(200, credentials_document(profiles.credentials.fresh))
+end
+
+-- The token /creds/pod-identity accepts now; /_pod_token/<token> rotates it.
+local function pod_token()
+    return state:get("pod_token") or profiles.pod_identity.authorization
+end
+
+-- An Expiration with nanoseconds, as the Pod Identity agent writes it.
+local function nano_iso8601(t)
+    return os.date("!%Y-%m-%dT%H:%M:%S", t) .. ".123456789Z"
+end
+
+local function pod_identity()
+    local auth = ngx.var.http_authorization
+    if auth ~= pod_token() then
+        return util.send(auth and 403 or 400, (auth and profiles.text_errors[403]
+            or profiles.text_errors[400]) .. "\n", "text/plain; charset=utf-8")
+    end
+    local g = profiles.pod_identity
+    util.send(200, string.format(
+        '{"AccessKeyId":%s,"SecretAccessKey":%s,"Token":%s,"AccountId":%s,"Expiration":%s}',
+        util.json_string(g.AccessKeyId), util.json_string(g.SecretAccessKey),
+        util.json_string(g.Token), util.json_string(g.AccountId),
+        util.json_string(nano_iso8601(ngx.time() + profiles.credentials.fresh))))
+end
+
+-- /creds/text/<status>: a plain-text error; /creds/text/echo: a 400 whose
+-- text repeats the request's Authorization and path (a careless server).
+local function text_error(which)
+    if which == "echo" then
+        return util.send(400, "invalid token " .. tostring(ngx.var.http_authorization)
+            .. " for " .. ngx.var.request_uri .. "\n", "text/plain; charset=utf-8")
+    end
+    local status = tonumber(which)
+    local text = status and profiles.text_errors[status]
+    if not text then
+        return util.not_found("no such text error: " .. which)
+    end
+    util.send(status, text .. "\n", "text/plain; charset=utf-8")
 end
 
 ---------------------------------------------------------------------------
@@ -252,7 +335,67 @@ local function protection(profile, sub)
 end
 
 ---------------------------------------------------------------------------
+-- Fault injection ($ECS_AGENT_URI/fault/v1/<kind>/<action>)
+
+local fault_injection = require "fault_injection"
+
+local function fault_route(profile, kind, action)
+    local body = read_body()
+    if ngx.req.get_method() == "POST" then
+        state:set("last_post", body)
+        state:set("last_post_uri", ngx.var.request_uri)
+        state:set("last_post_content_type", ngx.var.content_type or "")
+    end
+    return fault_injection.handle({ profile = profile, kind = kind, action = action, body = body })
+end
+
+local function last_post()
+    local body = state:get("last_post")
+    if not body then
+        return util.not_found("no fault POST recorded since the last /_reset")
+    end
+    util.send(200, body, "application/octet-stream", {
+        ["X-Last-Post-Uri"] = state:get("last_post_uri"),
+        ["X-Last-Post-Content-Type"] = state:get("last_post_content_type") or "",
+    })
+end
+
+---------------------------------------------------------------------------
 -- Router
+
+---------------------------------------------------------------------------
+-- One fixture name for every path: /v4/named/<name>, /v4/ticking/<key>/<name>
+
+local NAMED = {
+    [""] = "v4-container", ["/task"] = "v4-task", ["/taskWithTags"] = "v4-task",
+    ["/stats"] = "v4-stats", ["/task/stats"] = "v4-task-stats",
+}
+
+-- The reading before the document's: its cpu_stats and precpu_stats (and
+-- read and preread) swapped, in the bytes, so the numbers stay exact.
+local function earlier(body)
+    local function swap(s, a, b)
+        local mark = "ecsmswapping"
+        s = s:gsub('"' .. a .. '"(%s*):', '"' .. mark .. '"%1:')
+        s = s:gsub('"' .. b .. '"(%s*):', '"' .. a .. '"%1:')
+        return (s:gsub('"' .. mark .. '"(%s*):', '"' .. b .. '"%1:'))
+    end
+    return swap(swap(body, "precpu_stats", "cpu_stats"), "preread", "read")
+end
+
+local function named(name, path, key)
+    local dir = NAMED[path]
+    local body = dir and util.fixture(dir, name)
+    if not body then
+        return util.not_found("no fixture for " .. path .. " of " .. name)
+    end
+    if key and dir:find("stats$") then
+        if state:incr("ticking:" .. key .. ":" .. path, 1, 0) == 1 then
+            body = earlier(body)
+        end
+    end
+    return util.send(200, body)
+end
 
 local function route(uri)
     local m1, m2
@@ -261,6 +404,12 @@ local function route(uri)
     if uri == "/_reset" then return reset() end
     if uri == "/_last_put" then return last_put() end
     if uri == "/_mode" then return modes.set() end
+    if uri == "/_last_post" then return last_post() end
+    m1 = uri:match("^/_pod_token/([^/]+)$")
+    if m1 then
+        state:set("pod_token", m1)
+        return util.send(200, '{"rotated":true}')
+    end
 
     m1, m2 = uri:match("^/fixtures/([^/]+)/([^/]+)%.json$")
     if m1 then
@@ -283,6 +432,12 @@ local function route(uri)
         return util.not_found("no such fixture: " .. m1 .. "/" .. m2 .. ".json")
     end
 
+    m1, m2 = uri:match("^/v4/named/([^/]+)(.*)$")
+    if m1 then return named(m1, m2) end
+    local key
+    key, m1, m2 = uri:match("^/v4/ticking/([^/]+)/([^/]+)(.*)$")
+    if key then return named(m1, m2, key) end
+
     for base in pairs(profiles.metadata) do
         if uri == base or uri:sub(1, #base + 1) == base .. "/" then
             return metadata(base, uri:sub(#base + 1))
@@ -290,6 +445,7 @@ local function route(uri)
     end
 
     if uri == "/v2/metadata" then return v2_metadata() end
+    if uri == "/v2/metadataWithTags" then return v2_metadata_with_tags() end
     m1 = uri:match("^/v2/metadata/([^/]+)$")
     if m1 then return v2_metadata(m1) end
     if uri == "/v2/stats" then return v2_stats() end
@@ -297,10 +453,18 @@ local function route(uri)
     if m1 then return v2_stats(m1) end
 
     if uri == "/v2/credentials" or uri == "/v2/credentials/" then return credentials("") end
+    m1, m2 = uri:match("^/v2/credentials/uninitialized/([^/]+)/(%d+)$")
+    if m1 then return credentials_uninitialized(m1, m2) end
+    if uri == "/creds/pod-identity" then return pod_identity() end
+    m1 = uri:match("^/creds/text/([^/]+)$")
+    if m1 then return text_error(m1) end
     m1 = uri:match("^/v2/credentials/([^/]+)$")
     if m1 then return credentials(m1) end
     if uri == "/creds/full" then return credentials_full() end
 
+    local kind, action
+    m1, kind, action = uri:match("^/agent/([^/]+)/fault/v1/([^/]+)/([^/]+)$")
+    if m1 then return fault_route(m1, kind, action) end
     m1, m2 = uri:match("^/agent/([^/]+)(.*)$")
     if m1 then return protection(m1, m2) end
 

@@ -51,6 +51,36 @@ if stats then
   end
 end
 
+-- The derived views, over the tables just fetched. They are called as
+-- modules here; once the client carries them this is ecs.summary() and
+-- ecs.stats_view(ecs.container_stats()).
+local summary = require "ecs_metadata.views.summary"
+local stats_views = require "ecs_metadata.views.stats"
+
+local function show(title, fields)
+  local keys = {}
+  for k in pairs(fields) do keys[#keys + 1] = k end
+  table.sort(keys)
+  print(title)
+  for _, k in ipairs(keys) do
+    local v = fields[k]
+    if math.type and math.type(v) == "float" or (type(v) == "number" and v % 1 ~= 0) then
+      v = ("%.4f"):format(v)
+    end
+    print(("  %-26s %s"):format(k, s(v)))
+  end
+end
+
+show("summary:", summary.build(c, t))
+local cs = ecs.container_stats()
+if cs then
+  show("stats view of this container:", stats_views.stats_view(cs))
+end
+if stats then
+  local view = stats_views.task_stats_view(stats, t)
+  show("task stats totals:", view.totals)
+end
+
 -- Protection and credentials, when the environment has them. The bundled
 -- endpoint stands in for 169.254.170.2 through ECSM_LINK_LOCAL_URL; without
 -- it nothing here touches the link-local address.

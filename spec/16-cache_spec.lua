@@ -70,9 +70,9 @@ describe("the cache", function()
     assert.are.equal(1, requests("/v4/fargate/task/stats"))
     assert.are.equal(c:container(), c:container())   -- the default for the rest
 
-    local ok, err = pcall(ecs.new, { cache_ttl = { tasks = 1 } })
+    local ok, err = pcall(ecs.new, { cache_ttl = { taks = 1 } })
     assert.is_false(ok)
-    assert.matches("unknown function 'tasks'", err, 1, true)
+    assert.matches("unknown function 'taks'", err, 1, true)
   end)
 
   it("keeps one entry per url", function()

@@ -21,6 +21,7 @@
 --   helpers.run_lua(src, env) runs src in a fresh interpreter like this one,
 --                             with env changes (false unsets); returns
 --                             stdout, exit status, stderr
+--   helpers.shell_quote(s)    s quoted for sh
 --   helpers.client(env, ...)  an ecs_metadata client with opts.env = env and
 --                             link_local_url = the endpoint, then the option
 --                             tables ... merged in order
@@ -218,6 +219,7 @@ local function interpreter()
 end
 
 helpers.interpreter = interpreter
+helpers.shell_quote = shell_quote
 
 function helpers.run_lua(src, env)
     local script = os.tmpname()

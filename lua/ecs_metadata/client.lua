@@ -53,9 +53,11 @@ local mt = { __index = _M }
 _M.DEFAULT_CACHE_TTL = options.DEFAULT_CACHE_TTL
 _M.DEFAULTS = options.DEFAULTS
 
--- The HTTP sources of the task metadata endpoint.
+-- The HTTP sources of the task metadata endpoint (tasks and tasks_stats:
+-- Managed Instances daemon tasks only, see daemon.lua).
 local SOURCES = {
     "container", "task", "task_with_tags", "container_stats", "task_stats",
+    "tasks", "tasks_stats",
 }
 _M.SOURCES = SOURCES
 local IS_SOURCE = {}
@@ -74,6 +76,8 @@ local TRAITS = {
     task_with_tags = { stale = true, negative = true },
     container_stats = { stale = false, negative = true },
     task_stats = { stale = false, negative = true },
+    tasks = { stale = true, negative = true },
+    tasks_stats = { stale = false, negative = true },
     protection = { stale = false, negative = true },
     credentials = { stale = true, negative = true },
     metadata_file = { stale = true, negative = false },
@@ -269,6 +273,9 @@ end
 -- ===================================================================
 
 local metadata_file = require "ecs_metadata.metadata_file"
+local daemon = require "ecs_metadata.daemon"
+
+local DAEMON = daemon.PATHS
 
 local function fetch(self, what, opts)
     local o, base, version, code = self.settings
@@ -284,6 +291,9 @@ local function fetch(self, what, opts)
     end
     if not base then
         return nil, what .. ": " .. version, code
+    end
+    if DAEMON[what] and version ~= "v4" then
+        return daemon.not_v4(what, version)
     end
     if version == "file" then
         if what == "container" then
@@ -311,7 +321,16 @@ local function fetch(self, what, opts)
             local v, msg, c, status = (raw and request.raw or request.json)(
                 self, o, "GET", url)
             if v == nil then
+                if status == 404 and DAEMON[what] then
+                    msg = msg .. " (" .. daemon.NOT_HERE .. ")"
+                end
                 return nil, what .. ": " .. msg, c, status
+            end
+            if DAEMON[what] then
+                v, msg, c = daemon.check(what, v, errors.label(url))
+                if v == nil then
+                    return nil, what .. ": " .. msg, c, 200
+                end
             end
             return v
         end)
@@ -419,6 +438,84 @@ function _M:credentials(opts)
         return nil, msg, code
     end
     return credentials.get(self, o)
+end
+
+-- ===================================================================
+-- What the newer agents add: fault injection, the region, launch types
+-- ===================================================================
+
+local fault = require "ecs_metadata.fault"
+
+-- fault(kind, action[, params][, opts]) -> the agent's Status | nil, msg, code
+function _M:fault(kind, action, params, opts)
+    if type(kind) ~= "string" then
+        argerror(1, "fault", "string expected, got " .. type(kind))
+    end
+    if type(action) ~= "string" then
+        argerror(2, "fault", "string expected, got " .. type(action))
+    end
+    if params ~= nil and type(params) ~= "table" then
+        argerror(3, "fault", "table or nil expected, got " .. type(params))
+    end
+    local o, msg, code = settings(self, opts, "fault", 4)
+    if not o then
+        return nil, msg, code
+    end
+    return fault.run(self, o, opts, kind, action, params)
+end
+
+local region = require "ecs_metadata.region"
+local launch_type = require "ecs_metadata.launch_type"
+local getenv = discovery.getenv
+
+-- The task document a region or a launch type is read from: the task's,
+-- or the container metadata file's where that is the only source (it has
+-- TaskARN and AvailabilityZone too). The options were checked already.
+local function task_document(self, o, opts)
+    local _, version = endpoint(o.env, o.version, o.link_local_url)
+    if version == "file" then
+        return self:metadata_file(opts)
+    end
+    if opts == nil then
+        return self:task()
+    end
+    return self:task(opts)
+end
+
+local function resolver(module, fname)
+    return function(self, opts)
+        local o, msg, code = settings(self, opts, fname)
+        if not o then
+            return nil, msg, code
+        end
+        return module.resolve(function(name) return getenv(o.env, name) end,
+                              function() return task_document(self, o, opts) end)
+    end
+end
+
+-- region([opts]) -> region, source | nil, msg, code
+_M.region = resolver(region, "region")
+-- launch_type([opts]) -> launch type, source | nil, msg, code
+_M.launch_type = resolver(launch_type, "launch_type")
+
+-- ===================================================================
+-- The derived views that fetch (views/methods.lua)
+-- ===================================================================
+
+local views = require "ecs_metadata.views.methods"
+
+-- summary([opts]), resource([opts]), prometheus([opts]): built from this
+-- client's container(), task() (and task_stats()), or from tables in opts.
+function _M:summary(opts)
+    return views.summary(self, opts)
+end
+
+function _M:resource(opts)
+    return views.resource(self, opts)
+end
+
+function _M:prometheus(opts)
+    return views.prometheus(self, opts)
 end
 
 return _M

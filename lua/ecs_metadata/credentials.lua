@@ -22,6 +22,13 @@
 --  * The cache is keyed by the url and the token's source, and a hit reads
 --    nothing: the token file is read only when a request is made.
 --  * The relative uri wins when both are set, as in the SDKs.
+--  * Newer forms are taken as they come: the EKS Pod Identity agent's body
+--    has AccountId and no RoleArn, and an Expiration with nanoseconds; its
+--    failures are plain text (400, 403, 429, 5xx), which the message quotes
+--    (scrubbed, like everything else: the body is read as a string for
+--    that). A 503 CredentialsUninitialized, the ECS agent's answer while it
+--    has no credentials for the task yet (after its restart), is asked
+--    again for as long as the timeout allows, whatever `retries` says.
 
 local type = type
 local tonumber = tonumber
@@ -182,7 +189,7 @@ _M.allowed_full_uri = allowed_full_uri
 -- The credentials table
 -- ===================================================================
 
-local SHOWN = { "AccessKeyId", "Expiration", "RoleArn" }
+local SHOWN = { "AccessKeyId", "AccountId", "Expiration", "RoleArn" }
 
 local credentials_mt = {
     __tostring = function(t)
@@ -310,6 +317,14 @@ local function lifetime(doc)
     return left - REFRESH_MARGIN, left
 end
 
+-- A failed answer that is asked again while time is left: the agent has
+-- no credentials for the task yet.
+local function uninitialized(status, doc)
+    return status == 503 and type(doc) == "table"
+        and doc.code == "CredentialsUninitialized"
+end
+_M.uninitialized = uninitialized
+
 -- get(c, o) -> credentials | nil, msg, code, status
 function _M.get(c, o)
     local url, key, how = locate(o)
@@ -338,6 +353,7 @@ function _M.get(c, o)
         doc, status, code, failed_status = c:request(o, "GET", url, nil, {
             label = LABEL, secrets = secrets,
             headers = token and { Authorization = token } or nil,
+            raw_body = true, keep_trying = uninitialized,
         })
         if doc == nil then
             return nil, "credentials: " .. scrub_all(status, secrets), code,

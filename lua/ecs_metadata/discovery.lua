@@ -63,6 +63,8 @@ local PATHS = {
     v4 = {
         container = "", task = "/task", task_with_tags = "/taskWithTags",
         container_stats = "/stats", task_stats = "/task/stats",
+        -- Managed Instances daemon tasks only (see daemon.lua).
+        tasks = "/tasks", tasks_stats = "/tasks/stats",
     },
     v3 = {
         container = "", task = "/task", task_with_tags = "/taskWithTags",

@@ -70,29 +70,36 @@ for _, what in ipairs(client.SOURCES) do
     _M[what] = source(what)
 end
 
-function _M.metadata_file(opts)
-    local c = get_default()
-    return c:metadata_file(opts)
+-- Every other method of the default client, as a module function.
+local DEFAULT_METHODS = {
+    "metadata_file", "protection", "protect", "credentials", "endpoint",
+    "fault", "region", "launch_type", "summary", "resource", "prometheus",
+}
+for _, name in ipairs(DEFAULT_METHODS) do
+    _M[name] = function(...)
+        local c = get_default()
+        return c[name](c, ...)
+    end
 end
 
-function _M.protection(opts)
-    local c = get_default()
-    return c:protection(opts)
+-- The views over tables the caller has (no I/O).
+local arn = require "ecs_metadata.views.arn"
+local stats = require "ecs_metadata.views.stats"
+
+function _M.arn(s)
+    return arn.parse(s, "arn")
 end
 
-function _M.protect(enabled, minutes, opts)
-    local c = get_default()
-    return c:protect(enabled, minutes, opts)
+function _M.cluster_name(cluster)
+    return arn.cluster_name(cluster, "cluster_name")
 end
 
-function _M.credentials(opts)
-    local c = get_default()
-    return c:credentials(opts)
+function _M.stats_view(s, prev)
+    return stats.stats_view(s, prev, "stats_view")
 end
 
-function _M.endpoint(opts)
-    local c = get_default()
-    return c:endpoint(opts)
+function _M.task_stats_view(task_stats, task, prev)
+    return stats.task_stats_view(task_stats, task, prev, "task_stats_view")
 end
 
 -- Under OpenResty/nginx, in init_worker_by_lua: one timer for the whole

@@ -51,6 +51,9 @@ _M.MAX_RETRIES, _M.MAX_DEPTH = MAX_RETRIES, MAX_DEPTH
 local DEFAULT_CACHE_TTL = {
     container = 1, task = 1, task_with_tags = 1, metadata_file = 1,
     container_stats = 0, task_stats = 0, protection = 0, credentials = huge,
+    -- Managed Instances daemon tasks: the instance's tasks like a task,
+    -- their stats like stats.
+    tasks = 1, tasks_stats = 0,
 }
 _M.DEFAULT_CACHE_TTL = DEFAULT_CACHE_TTL
 
@@ -130,6 +133,9 @@ local SPEC = {
                   check = bounded_ttl },
     protection_timeout = { types = "number", scope = "client", default = 5,
                            check = seconds(MAX_SECONDS, "a positive") },
+    -- The agent gives a fault request 5 s for its commands.
+    fault_timeout = { types = "number", scope = "client", default = 6,
+                      check = seconds(MAX_SECONDS, "a positive") },
     keep_null = { types = "boolean", scope = "client", default = false },
     array_mt = { types = "table", scope = "client" },
     max_depth = { types = "number", scope = "client", default = 1000,

@@ -21,6 +21,11 @@
 --  * The jitter comes from the C core's per-process generator, seeded anew
 --    in every process (after a fork too), so many workers and containers
 --    retrying together spread out.
+--  * A caller may narrow or widen this per call (`how`): no retry of 429
+--    (fault injection: the agent's window is longer than a call), answers
+--    retried past `retries` while time is left (credentials while the agent
+--    has none yet), and the raw body of a GET, so that a failure's plain
+--    text reaches the message (the EKS Pod Identity agent answers in text).
 
 local type = type
 local pairs = pairs
@@ -84,27 +89,45 @@ local function gave_up(msg, code, status, attempts)
 end
 
 -- One attempt. Returns value, status, headers on any HTTP answer with a
--- JSON body; nil, msg, code[, status, headers] otherwise. With `raw`, a 2xx
--- answer's value is its body as it came (other answers are still decoded,
--- for what the agent said).
-local function attempt(t, method, url, body, topts, raw)
-    if method == "GET" and not raw then
+-- JSON body; nil, msg, code[, status, headers[, text]] otherwise, where
+-- text is a body that was not JSON (when the body was read as a string).
+-- With `as_string`, a 2xx answer's value is its body as it came (other
+-- answers are still decoded, for what the agent said).
+local function attempt(t, method, url, body, topts, as_string)
+    if method == "GET" and not topts.raw_body then
         return exchange(t, method, url, nil, topts)
     end
-    local got, status, headers = exchange(t, method, url, body, topts, true)
-    if got == nil then
+    local raw, status, headers = exchange(t, method, url, body, topts)
+    if raw == nil then
         return nil, status, headers
     end
-    if raw and status >= 200 and status < 300 then
-        return got, status, headers
+    if as_string and status >= 200 and status < 300 then
+        return raw, status, headers
     end
-    local v, msg, code = decode(got, topts)
+    local v, msg, code = decode(raw, topts)
     if v == nil then
         return nil, method .. " " .. topts.label .. ": " .. msg, code, status,
-               headers
+               headers, raw
     end
     return v, status, headers
 end
+
+-- The first line of a plain-text body with something in it, trimmed, or
+-- nil: what a failure's message quotes of it (errors.agent_reason then
+-- scrubs, escapes and cuts it).
+local function text_reason(raw)
+    if type(raw) ~= "string" then
+        return nil
+    end
+    for line in raw:gmatch("[^\r\n]+") do
+        local s = line:match("^%s*(.-)%s*$")
+        if s ~= "" then
+            return s
+        end
+    end
+    return nil
+end
+_M.text_reason = text_reason
 
 local function is_retried_status(status)
     return status == 429 or (status >= 500 and status <= 599)
@@ -117,8 +140,12 @@ end
 --         max_bytes, keep_null, array_mt, max_depth, transport
 --   how   nil, or { label = what messages call the url (default: the url,
 --         redacted), headers = extra request headers, secrets = what no
---         message may contain }
-local function run(c, o, method, url, body, how, raw)
+--         message may contain, raw_body = true (GET: read the body as a
+--         string, so a plain-text failure reaches the message),
+--         retry_429 = false (a 429 is answered at once),
+--         keep_trying = function(status, doc) -> true for a failed answer
+--         retried past `retries` for as long as the timeout allows }
+local function run(c, o, method, url, body, how, as_string)
     local t, mod, code0 = for_call(c, o)
     if not t then
         return nil, mod, code0
@@ -140,7 +167,10 @@ local function run(c, o, method, url, body, how, raw)
         end
     end
     local secrets = how and how.secrets
-    local n = 0
+    local raw_body = as_string or (how and how.raw_body)
+    local no_429 = how and how.retry_429 == false
+    local keep_trying = how and how.keep_trying
+    local n, counted = 0, 0
     local last_msg, last_status
     while true do
         n = n + 1
@@ -163,12 +193,14 @@ local function run(c, o, method, url, body, how, raw)
             response_headers = false,
         }
         if headers then topts.headers = headers end
+        if raw_body then topts.raw_body = true end
         if o.keep_null then topts.keep_null = true end
         if o.array_mt then topts.array_mt = o.array_mt end
         if o.max_depth then topts.max_depth = o.max_depth end
-        local v, s, h, x4, x5 = attempt(t, method, url, body, topts, raw)
+        local v, s, h, x4, x5, text = attempt(t, method, url, body, topts,
+                                              as_string)
         local status, rheaders, msg, code
-        if v == nil then                 -- nil, msg, code[, status, headers]
+        if v == nil then        -- nil, msg, code[, status, headers[, text]]
             msg, code, status, rheaders = s, h, x4, x5
         else
             status, rheaders = s, h
@@ -181,15 +213,23 @@ local function run(c, o, method, url, body, how, raw)
             return v, status, rheaders
         end
 
-        local retry
+        local retry, extra
         if status then
             code = status == 429 and "throttled" or "http_status"
+            if v == nil then
+                v = text_reason(text)
+            end
             msg = http_message(method, label, status, v, secrets)
-            retry = is_retried_status(status)
+            extra = keep_trying and keep_trying(status, v)
+            retry = extra or (is_retried_status(status)
+                              and not (no_429 and status == 429))
         else
             retry = code == "unreachable" or code == "timeout"
         end
-        if not retry or n > retries then
+        if not extra then
+            counted = counted + 1
+        end
+        if not retry or (not extra and counted > retries) then
             return gave_up(msg, code, status, n)
         end
         local wait = backoff(n)
@@ -212,7 +252,7 @@ end
 -- raw(c, o, method, url, body, how) -> body, status, headers
 --                                    | nil, msg, code, status
 -- As json, but a 2xx answer is its body as it came, not decoded: what the
--- shared cache under nginx stores (decoded once per worker).
+-- shared cache under nginx stores (and decodes once per worker).
 function _M.raw(c, o, method, url, body, how)
     return run(c, o, method, url, body, how, true)
 end

@@ -14,7 +14,8 @@
 -- opts: timeout and connect_timeout (seconds, > 0), max_bytes, headers (a
 -- table this module validated), label (what messages call the request),
 -- response_headers (false: no headers table for a 2xx answer) and, for
--- get_json, the decoder's keep_null, array_mt and max_depth. HTTP statuses
+-- get_json, the decoder's keep_null, array_mt and max_depth (a GET with
+-- raw_body set goes through request: the body as a string). HTTP statuses
 -- are answers at that level, not failures; failures are unreachable,
 -- timeout, too_large and invalid_argument (a url or TLS setting the
 -- transport cannot use), with messages "<METHOD> <label>: <cause>".
@@ -213,13 +214,11 @@ function _M.close(c)
     end
 end
 
--- exchange(t, method, url, body, topts[, raw]) -> as the transport answers
+-- exchange(t, method, url, body, topts) -> as the transport answers
 --   t      the call's transport object (for_call)
 --   topts  the transport's per-request options; topts.label is set here
 --          when the caller has not named the request
---   raw    a GET answers the body as it came (t:request), not decoded: the
---          shared cache under nginx keeps the serialized document
-function _M.exchange(t, method, url, body, topts, raw)
+function _M.exchange(t, method, url, body, topts)
     local label, why = prepare(url)
     if topts.label then
         label = topts.label
@@ -232,7 +231,7 @@ function _M.exchange(t, method, url, body, topts, raw)
     if why then
         return nil, method .. " " .. label .. ": " .. why, "invalid_argument"
     end
-    if method == "GET" and not raw then
+    if method == "GET" and not topts.raw_body then
         return t:get_json(url, topts)
     end
     return t:request(method, url, body, topts)
