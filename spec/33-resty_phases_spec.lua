@@ -264,8 +264,8 @@ describe("under nginx, with 4 workers", function()
     helpers.reset()
     local out = os.tmpname()
     -- Two wrk runs at once, one per location, on 4 workers.
-    local cmd = ("env -u LD_PRELOAD wrk -t1 -c16 -d3s %s > %s 2>&1 &"):format(
-      server:url("/container_off"), out)
+    local cmd = nginx.wrk_command("-t1 -c16 -d3s " .. server:url("/container_off"))
+      .. " > " .. out .. " 2>&1 &"
     assert(os.execute(cmd))
     local t = nginx.wrk(server:url("/task_off"), { seconds = 3, connections = 16 })
     sleep(0.5)

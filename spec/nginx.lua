@@ -125,13 +125,14 @@ local function sleep(s)
     core._sleep(s)
 end
 
--- Ports below Linux's ephemeral range, so that no outgoing connection holds
--- one; spread by time and pid, so that instances started at once differ.
--- (Not math.random: the specs must not move the library's random state.)
+-- Ports below Linux's ephemeral range (32768 on), so that no outgoing
+-- connection holds one, and below endpoint/serve's (20000-31999); spread by
+-- time and pid, so that instances started at once differ. (Not math.random:
+-- the specs must not move the library's random state.)
 local port_seed = os.time() + tonumber(capture("echo $PPID")) * 7919
 local function next_port(attempt)
     port_seed = (port_seed * 1103515245 + 12345 + attempt) % 2147483648
-    return 32100 + port_seed % 7000
+    return 10000 + port_seed % 10000
 end
 
 local TEMPLATE = [[
@@ -171,7 +172,7 @@ http {
 @HTTP@
 
     server {
-        listen 127.0.0.1:@PORT@ reuseport;
+        listen 127.0.0.1:@PORT@;
         location = /_nginx_ready { return 204; }
 @SERVER@
     }
@@ -304,8 +305,8 @@ function Nginx:get_json(path, opts)
     return self.http:get_json(self:url(path), opts)
 end
 
--- A GET on a new connection: with reuseport, the kernel hands each new
--- connection to some worker, so consecutive calls reach different ones.
+-- A GET on a new connection: each new connection goes to whichever worker
+-- accepts it first, so consecutive calls reach different ones.
 function Nginx:get_new(path, opts)
     local c = assert(core.http { timeout = 10 })
     local body, status, headers = c:get(self:url(path), opts)
@@ -376,14 +377,24 @@ local function wrk_ms(s)
     return n * ({ us = 0.001, ms = 1, s = 1000, m = 60000 })[unit]
 end
 
+-- The shell command that runs wrk with its arguments: without the
+-- sanitizer runtime, and without the descriptors this process has open
+-- (wrk sizes its event loop for its own connections: an inherited fd 30
+-- makes its connections fail as "connect" errors).
+function M.wrk_command(args)
+    return "bash -c " .. shell_quote("for fd in /proc/$$/fd/*; do fd=${fd##*/}; "
+        .. "if [ \"$fd\" -gt 2 ]; then eval \"exec $fd>&-\"; fi; done; "
+        .. "exec env -u LD_PRELOAD wrk " .. args)
+end
+
 -- wrk(url, {seconds = 2, connections = 16, threads = 2}) runs Debian's wrk
 -- (bounded: at most 12 s) and answers { requests, rps, p50, p99 (ms),
 -- non2xx, errors, text }.
 function M.wrk(url, o)
     o = o or {}
     local seconds = math.min(o.seconds or 2, 12)
-    local cmd = ("env -u LD_PRELOAD wrk --latency -t%d -c%d -d%ds %s 2>&1"):format(
-        o.threads or 2, o.connections or 16, seconds, shell_quote(url))
+    local cmd = M.wrk_command(("--latency -t%d -c%d -d%ds %s"):format(
+        o.threads or 2, o.connections or 16, seconds, shell_quote(url))) .. " 2>&1"
     local text = capture(cmd)
     local r = { text = text }
     r.requests = tonumber(text:match("(%d+) requests in"))

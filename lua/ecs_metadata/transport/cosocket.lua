@@ -115,7 +115,10 @@ end
 _M.clock = ngx_now
 
 function _M.sleep(seconds)
-    return ngx.sleep(seconds)
+    -- ngx.sleep(0) only yields (and warns, without OpenResty's patches).
+    if seconds > 0 then
+        return ngx.sleep(seconds)
+    end
 end
 
 -- The phases in which a cosocket may be used.
