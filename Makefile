@@ -3,6 +3,7 @@
 #   make                  build for Lua 5.4 (build/5.4/ecs_metadata/core.so)
 #   make LUA=luajit       ... or LuaJIT 2.1; LUA=5.1, LUA=5.3 likewise
 #   make test             run the specs against the bundled endpoint
+#   make test-nginx       only the specs that run the module inside nginx
 #   make check            luacheck
 #   make install          install the C core, the Lua layer and ecs-metadata under PREFIX
 #   make valgrind         the specs' C paths under valgrind, leaks are errors
@@ -78,7 +79,7 @@ SERVE = endpoint/serve exec
 BUSTED ?= busted
 BUSTED_FLAGS ?=
 
-.PHONY: all test test-all check install uninstall clean valgrind fuzz bench demo
+.PHONY: all test test-all test-nginx check install uninstall clean valgrind fuzz bench bench-resty demo
 
 all: $(MODULE)
 
@@ -92,8 +93,21 @@ $(BUILD)/obj/%.o: src/%.c
 
 -include $(OBJECTS:.o=.d)
 
-test: $(MODULE)
+# The nginx specs (spec/7x, tagged #nginx) run the module inside nginx,
+# whose Lua is LuaJIT: they load this C core built for LuaJIT, whatever
+# LUA runs busted.
+NGINX_MODULE = build/luajit/ecs_metadata/core.so
+ifneq ($(MODULE),$(NGINX_MODULE))
+$(NGINX_MODULE): $(SOURCES) $(wildcard src/*.h)
+	$(MAKE) LUA=luajit SANITIZE= BUILD=build/luajit
+endif
+
+test: $(MODULE) $(NGINX_MODULE)
 	$(SERVE) $(RUN) $(BUSTED) --lua=$(LUA_BIN) --cpath=$(BUILD)/?.so $(BUSTED_FLAGS)
+
+# Only the nginx specs (4 workers, wrk runs included: about a minute).
+test-nginx:
+	$(MAKE) test LUA=luajit BUSTED_FLAGS='--tags=nginx $(BUSTED_FLAGS)'
 
 test-all:
 	$(MAKE) test LUA=5.4
@@ -127,6 +141,11 @@ bench: $(MODULE) $(BARE_GET)
 	$(SERVE) $(RUN) $(LUA_BIN) bench/prometheus.lua
 	$(SERVE) $(RUN) bench/prometheus-callgrind $(LUA_BIN)
 	$(SERVE) --profile v4 $(RUN) bench/cli $(LUA_BIN)
+	$(MAKE) bench-resty
+
+# Under nginx: a cached ecs.task() location against a static one (wrk).
+bench-resty: $(MODULE) $(NGINX_MODULE)
+	$(SERVE) $(RUN) $(LUA_BIN) bench/resty.lua
 
 # The decoder's libFuzzer harness (clang, ASan, UBSan) for FUZZ_SECONDS.
 FUZZ_SECONDS ?= 60

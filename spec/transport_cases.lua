@@ -1,7 +1,7 @@
 -- The transport conformance cases: each one drives a transport (the curl one
 -- in plain Lua, the cosocket one inside nginx) against the test endpoint and
 -- answers what happened as a plain table that JSON can carry, so that
--- spec/20-transport_conformance_spec.lua applies the same assertions to
+-- spec/70-transport_conformance_spec.lua applies the same assertions to
 -- every transport. Pure Lua: this file runs in busted and inside nginx.
 --
 --   cases.run(name, ctx) -> result

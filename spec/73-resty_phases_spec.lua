@@ -163,7 +163,7 @@ local function env_lines()
   return e
 end
 
-describe("under nginx, with 4 workers", function()
+describe("under nginx, with 4 workers #nginx", function()
   lazy_setup(function()
     helpers.reset()
     server = nginx.start { workers = 4, ports = 1, env = env_lines(),
@@ -283,7 +283,7 @@ describe("under nginx, with 4 workers", function()
   end)
 end)
 
-describe("refresh_every under nginx", function()
+describe("refresh_every under nginx #nginx", function()
   local n
 
   lazy_setup(function()
@@ -338,7 +338,7 @@ describe("refresh_every under nginx", function()
   end)
 end)
 
-describe("under nginx without env lines", function()
+describe("under nginx without env lines #nginx", function()
   local n
 
   lazy_setup(function()
@@ -393,7 +393,7 @@ describe("under nginx without env lines", function()
   end)
 end)
 
-describe("the metadata file under nginx", function()
+describe("the metadata file under nginx #nginx", function()
   local n
   local path
 

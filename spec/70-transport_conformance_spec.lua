@@ -128,7 +128,7 @@ lazy_teardown(function()
 end)
 
 for _, tr in ipairs(TRANSPORTS) do
-  describe(tr.name, function()
+  describe(tr.name .. " #nginx", function()
     local run = tr.run
 
     it("answers every fixture byte for byte, with Content-Length and chunked", function()
@@ -305,7 +305,7 @@ for _, tr in ipairs(TRANSPORTS) do
   end)
 end
 
-describe("cosocket transport in a timer", function()
+describe("cosocket transport in a timer #nginx", function()
   it("runs the same cases there", function()
     local run = in_nginx("timer")
     assert.are.same({ 1, 1 }, run("keepalive").connections)

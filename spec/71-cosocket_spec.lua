@@ -136,7 +136,7 @@ local SERVER = [[
     }
 ]]
 
-describe("cosocket transport", function()
+describe("cosocket transport #nginx", function()
   local server
 
   lazy_setup(function()

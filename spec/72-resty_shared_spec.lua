@@ -160,7 +160,7 @@ local function query(path, more)
   return (more and more .. "&" or "") .. "path=" .. escape(path)
 end
 
-describe("the shared cache", function()
+describe("the shared cache #nginx", function()
   it("asks the endpoint once per ttl for the whole node under load", function()
     local t0 = core.now()
     local r = nginx.wrk(server:url("/fetch?" .. query(fresh_path(), "ttl=1&want=task")),
