@@ -15,6 +15,10 @@
 --       files = { ["cert.pem"] = "..." },     -- written into @DIR@ first
 --       process_env = { NAME = "value" },     -- the master's environment
 --   }
+-- or, for a config of its own (examples/nginx.conf):
+--   nginx.start { config = function(dir, port) return text end,
+--                 ready = "/healthz", pid = "logs/nginx.pid",
+--                 dirs = { "logs" }, links = { lua = "/path/to/lua" } }
 --   n:url(path)          "http://127.0.0.1:PORT" .. path
 --   n:get(path, opts)    body, status, headers (the C client, core.http)
 --   n:get_json(path)     the same, decoded
@@ -234,6 +238,12 @@ function M.start(conf)
     local dir = capture("mktemp -d " .. shell_quote((os.getenv("TMPDIR") or "/tmp")
                                                    .. "/ecsm-nginx.XXXXXX"))
     assert(run("mkdir -p " .. shell_quote(dir .. "/tmp")))
+    for _, sub in ipairs(conf.dirs or {}) do
+        assert(run("mkdir -p " .. shell_quote(dir .. "/" .. sub)))
+    end
+    for name, target in pairs(conf.links or {}) do
+        assert(run("ln -s " .. shell_quote(target) .. " " .. shell_quote(dir .. "/" .. name)))
+    end
     local port, started, extra
     for attempt = 1, 40 do
         port = next_port(attempt)
@@ -245,7 +255,9 @@ function M.start(conf)
             for name, text in pairs(conf.files or {}) do
                 write_file(dir .. "/" .. name, text)
             end
-            write_file(dir .. "/nginx.conf", config(conf, dir, port, extra))
+            local text = conf.config and conf.config(dir, port)
+                or config(conf, dir, port, extra)
+            write_file(dir .. "/nginx.conf", text)
             write_file(dir .. "/error.log", "")
             -- Sanitizer runtimes that busted may run under are not nginx's.
             local assign = {}
@@ -277,11 +289,11 @@ function M.start(conf)
         run("rm -rf " .. shell_quote(dir))
         error("spec/nginx: nginx did not start:\n" .. log, 2)
     end
-    self.pid = tonumber(read_file(dir .. "/nginx.pid"))
+    self.pid = tonumber(read_file(dir .. "/" .. (conf.pid or "nginx.pid")))
     self.http = assert(core.http { timeout = 5 })
     for _ = 1, 200 do
-        local _, status = self.http:get(self:url("/_nginx_ready"))
-        if status == 204 then
+        local _, status = self.http:get(self:url(conf.ready or "/_nginx_ready"))
+        if status and status >= 200 and status < 300 then
             -- Give every worker the time to run init_worker_by_lua.
             sleep(0.05)
             return self
