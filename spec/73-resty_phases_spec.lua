@@ -114,6 +114,29 @@ local SERVER = [[
             RECORD("log", v.arg_id, v.arg_src, tonumber(v.arg_ttl))
         }
     }
+    location = /creds {
+        content_by_lua_block {
+            local ecs = require "ecs_metadata"
+            local c = ecs
+            if ngx.var.arg_shared == "1" then
+                SHARED_CREDS = SHARED_CREDS or assert(ecs.new { shared_credentials = true })
+                c = SHARED_CREDS
+            end
+            local cr, msg, code = c == ecs and ecs.credentials() or c:credentials()
+            if not cr then ngx.status = 503 return ngx.say(code, " ", msg) end
+            ngx.say(cr.AccessKeyId, " ", tostring(cr))
+        }
+    }
+    location = /dict_text {
+        content_by_lua_block {
+            local d = ngx.shared.ecs_metadata
+            local out = {}
+            for _, k in ipairs(d:get_keys(0)) do
+                out[#out + 1] = k .. "=" .. tostring(d:get(k))
+            end
+            ngx.print(table.concat(out, "\n"))
+        }
+    }
     location = /balanced {
         proxy_pass http://backend;
     }
@@ -258,6 +281,31 @@ describe("under nginx, with 4 workers #nginx", function()
       end
     end
     assert.are.equal(4, count(BASE .. "/task/stats"))
+  end)
+
+  it("keeps credentials out of the shared dict unless the client opts in", function()
+    helpers.reset()
+    local secret = "TEST-SECRET-do-not-log"
+    for _ = 1, 8 do
+      local body, status = server:get_new("/creds")
+      assert.are.equal(200, status, body)
+      assert.matches("^ASIA", body)
+      assert.is_nil(body:find(secret, 1, true))
+    end
+    local text = server:get("/dict_text")
+    assert.is_nil(text:find(secret, 1, true))
+    assert.is_nil(text:find("credentials", 1, true))
+    -- Each worker fetched its own: more than one request for 8 answers.
+    local own = count("/creds/full")
+    assert.is_true(own >= 2 and own <= 4, own .. " requests")
+    helpers.reset()
+    for _ = 1, 8 do
+      assert.are.equal(200, select(2, server:get_new("/creds?shared=1")))
+    end
+    text = server:get("/dict_text")
+    assert.matches(secret, text, 1, true)
+    -- With the dict, the node asked once.
+    assert.are.equal(1, count("/creds/full"))
   end)
 
   it("gives zero crossed answers with the cache off, after init_by_lua fetched", function()

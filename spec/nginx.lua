@@ -176,7 +176,7 @@ http {
 @HTTP@
 
     server {
-        listen 127.0.0.1:@PORT@;
+        listen 127.0.0.1:@PORT@ reuseport;
         location = /_nginx_ready { return 204; }
 @SERVER@
     }
@@ -317,8 +317,11 @@ function Nginx:get_json(path, opts)
     return self.http:get_json(self:url(path), opts)
 end
 
--- A GET on a new connection: each new connection goes to whichever worker
--- accepts it first, so consecutive calls reach different ones.
+-- A GET on a new connection: the port is `reuseport`, so the kernel hands
+-- each new connection to one worker by its source port, and consecutive
+-- calls reach different workers (without it one worker takes nearly all).
+-- (reuseport would also let another process bind the same port: start()
+-- only takes a port nothing listens on.)
 function Nginx:get_new(path, opts)
     local c = assert(core.http { timeout = 10 })
     local body, status, headers = c:get(self:url(path), opts)

@@ -88,7 +88,12 @@ _M.TRAITS = TRAITS
 -- The interface of the source modules
 -- ===================================================================
 
+-- how.as_string: a 2xx answer's body as it came (request.raw), for the
+-- nginx cache's shared dict.
 function _M:request(o, method, url, body, how)
+    if how and how.as_string then
+        return request.raw(self, o, method, url, body, how)
+    end
     return request.json(self, o, method, url, body, how)
 end
 

@@ -49,6 +49,7 @@ local time = require "ecs_metadata.time"
 local getenv = discovery.getenv
 local scrub = errors.scrub
 local read_file = core._read_file
+local decode = core.decode
 
 local _M = {}
 
@@ -326,6 +327,17 @@ end
 _M.uninitialized = uninitialized
 
 -- get(c, o) -> credentials | nil, msg, code, status
+-- A decoded answer as credentials, or nil, msg, "bad_json", status.
+local function checked(doc, status)
+    if type(doc) ~= "table" or type(doc.AccessKeyId) ~= "string"
+       or type(doc.SecretAccessKey) ~= "string" then
+        return nil, "credentials: GET " .. LABEL .. ": bad_json: the "
+            .. "answer has no AccessKeyId and SecretAccessKey",
+            "bad_json", status
+    end
+    return setmetatable(doc, credentials_mt)
+end
+
 function _M.get(c, o)
     local url, key, how = locate(o)
     if not url then
@@ -342,8 +354,21 @@ function _M.get(c, o)
             return refetch, left
         end,
         stale_ttl = policy.stale_ttl, error_ttl = policy.error_ttl,
+        -- Under nginx: kept in the worker, out of the shared dict, unless
+        -- the client opted in (shared_credentials).
+        share = o.shared_credentials == true,
+        timeout = o.timeout, name = "credentials",
     }
-    return c:cached(key, cached_policy, function()
+    if o.shared_credentials then
+        cached_policy.decode = function(raw)
+            local doc, msg, code = decode(raw)
+            if doc == nil then
+                return nil, "credentials: GET " .. LABEL .. ": " .. msg, code
+            end
+            return checked(doc)
+        end
+    end
+    return c:cached(key, cached_policy, function(as_string)
         local token, msg, code = read_token(how, url)
         if msg then
             return nil, msg, code
@@ -354,18 +379,16 @@ function _M.get(c, o)
             label = LABEL, secrets = secrets,
             headers = token and { Authorization = token } or nil,
             raw_body = true, keep_trying = uninitialized,
+            as_string = as_string,
         })
         if doc == nil then
             return nil, "credentials: " .. scrub_all(status, secrets), code,
                    failed_status
         end
-        if type(doc) ~= "table" or type(doc.AccessKeyId) ~= "string"
-           or type(doc.SecretAccessKey) ~= "string" then
-            return nil, "credentials: GET " .. LABEL .. ": bad_json: the "
-                .. "answer has no AccessKeyId and SecretAccessKey",
-                "bad_json", status
+        if as_string then
+            return doc             -- the nginx cache decodes and checks it
         end
-        return setmetatable(doc, credentials_mt)
+        return checked(doc, status)
     end)
 end
 

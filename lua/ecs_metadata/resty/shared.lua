@@ -409,6 +409,11 @@ local function wait_for_other(self, key, policy, fetch, e)
         if store:get(lk) == nil then
             local token = new_token()
             if store:add(lk, token, limit + LOCK_MARGIN) then
+                got = shared and load(self, key, policy, seen, now)
+                if got and got ~= seen and fresh(got, policy, ngx_now()) then
+                    release(store, key, token)
+                    return got.value, got.fetched_at
+                end
                 return refresh_locked(self, key, policy, fetch, token, seen)
             end
         end
@@ -453,6 +458,15 @@ function cache:fetch(key, policy, fetch)
 
     local token = new_token()
     if store:add("l:" .. key, token, timeout + LOCK_MARGIN) then
+        -- Another worker may have stored a document and let the lock go
+        -- between our look at the dict and our taking the lock.
+        if shared then
+            e = load(self, key, policy, e, ngx_now())
+            if fresh(e, policy, ngx_now()) then
+                release(store, key, token)
+                return e.value, e.fetched_at
+            end
+        end
         return refresh_locked(self, key, policy, fetch, token, e)
     end
     -- Another worker (or request) is fetching.
@@ -488,6 +502,14 @@ function cache:refresh(key, policy, fetch, min_age)
     local timeout = policy.timeout or DEFAULT_TIMEOUT
     if not store:add("l:" .. key, token, timeout + LOCK_MARGIN) then
         return false
+    end
+    if shared then
+        -- As in fetch: someone may have refreshed it just now.
+        e = load(self, key, policy, e, now)
+        if usable(e, now) and ngx_now() - e.fetched_at < (min_age or 0) then
+            release(store, key, token)
+            return false
+        end
     end
     local v, msg, code, status = refresh_locked(self, key, policy, fetch,
                                                 token, nil)
