@@ -7,6 +7,7 @@
 #   make install          install the C core and the Lua layer under PREFIX
 #   make valgrind         the specs' C paths under valgrind, leaks are errors
 #   make SANITIZE=1 test  the specs with AddressSanitizer and UBSan
+#   make SIMD=0 test      ... with the decoder's portable scan (no SSE2/NEON)
 #   make fuzz             run the decoder's libFuzzer harness for FUZZ_SECONDS
 #   make bench            the benchmarks
 
@@ -38,6 +39,13 @@ ALL_CFLAGS = -std=c99 -D_POSIX_C_SOURCE=200809L -fPIC -fvisibility=hidden \
 # No -llua: the interpreter that loads the module provides the Lua API.
 ALL_LDFLAGS = -shared $(LDFLAGS)
 LIBS = $(CURL_LIBS) -pthread
+
+# SIMD=0: the decoder's portable (SWAR) scan even where SSE2 or NEON is
+# there, as on a CPU without them; built in a directory of its own.
+ifeq ($(SIMD),0)
+ALL_CFLAGS += -DECSM_NO_SIMD
+BUILD ?= build/$(LUA)-nosimd$(if $(filter 1,$(SANITIZE)),-sanitize)
+endif
 
 ifeq ($(SANITIZE),1)
 ALL_CFLAGS += -fsanitize=address,undefined -fno-sanitize-recover=all \

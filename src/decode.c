@@ -54,19 +54,7 @@
 #include <string.h>
 
 #include "ecsm.h"
-
-#if defined(__SSE2__) && defined(__GNUC__)
-#include <emmintrin.h>
-#define ECSM_SSE2 1
-#else
-#define ECSM_SSE2 0
-#endif
-
-#if defined(__GNUC__)
-#define ECSM_INLINE inline __attribute__((always_inline))
-#else
-#define ECSM_INLINE inline
-#endif
+#include "decode_scan.h"
 
 /* The fast float path relies on each double operation rounding once. */
 #if defined(FLT_EVAL_METHOD) && FLT_EVAL_METHOD == 0
@@ -131,25 +119,6 @@ int ecsm_decode_stack_limit = 0;    /* 0: no pretence */
 /* {====================================================== byte classes */
 
 #define IS_DIGIT(c) ((unsigned)((c) - '0') < 10u)
-
-/* Whitespace: space, tab, LF, CR. */
-static const unsigned char ws_class[256] = {
-    ['\t'] = 1, ['\n'] = 1, ['\r'] = 1, [' '] = 1
-};
-
-/* 1 for bytes that a string can contain as they are and that end no fast
- * scan: printable ASCII except '"' and '\\'. */
-#define R8(v) v, v, v, v, v, v, v, v
-static const unsigned char str_plain[256] = {
-    R8(0), R8(0), R8(0), R8(0),                     /* 0x00-0x1f */
-    1, 1, 0, 1, 1, 1, 1, 1, R8(1),                  /* 0x20-0x2f, '"' */
-    R8(1), R8(1), R8(1), R8(1),                     /* 0x30-0x4f */
-    R8(1), 1, 1, 1, 1, 0, 1, 1, 1,                  /* 0x50-0x5f, '\\' */
-    R8(1), R8(1), R8(1), R8(1),                     /* 0x60-0x7f */
-    R8(0), R8(0), R8(0), R8(0), R8(0), R8(0), R8(0), R8(0),
-    R8(0), R8(0), R8(0), R8(0), R8(0), R8(0), R8(0), R8(0)
-};
-#undef R8
 
 static int hex_value(unsigned c)
 {
@@ -410,35 +379,11 @@ static void close_object(ecsm_parser *ps)
 
 /* {====================================================== scanning */
 
-#if ECSM_SSE2
-static int first_bit(unsigned m)
-{
-    return __builtin_ctz(m);
-}
-#endif
-
 /* The out-of-line part of skip_ws. */
 static const unsigned char *skip_ws_run(const unsigned char *p,
                                         const unsigned char *end)
 {
-#if ECSM_SSE2
-    while (end - p >= 16) {
-        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
-        __m128i m = _mm_or_si128(
-            _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8(' ')),
-                         _mm_cmpeq_epi8(v, _mm_set1_epi8('\n'))),
-            _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('\t')),
-                         _mm_cmpeq_epi8(v, _mm_set1_epi8('\r'))));
-        unsigned bits = (unsigned)_mm_movemask_epi8(m) ^ 0xffffu;
-
-        if (bits)
-            return p + first_bit(bits);
-        p += 16;
-    }
-#endif
-    while (p < end && ws_class[*p])
-        p++;
-    return p;
+    return ecsm_scan_ws(p, end);
 }
 
 /* Skips JSON whitespace; returns the first other byte or end. Every byte
@@ -452,6 +397,14 @@ static ECSM_INLINE const unsigned char *skip_ws(const unsigned char *p,
     if (end - p >= 2 && *p == ' ' && p[1] > ' ')
         return p + 1;
     return skip_ws_run(p, end);
+}
+
+/* The first byte at or after p that ends a plain run inside a string: a
+ * quote, a backslash, a control character or a non-ASCII byte; or end. */
+static const unsigned char *scan_plain(const unsigned char *p,
+                                       const unsigned char *end)
+{
+    return ecsm_scan_plain(p, end);
 }
 
 /*
@@ -508,8 +461,7 @@ static const unsigned char *string_slow(ecsm_parser *ps,
     for (;;) {
         unsigned c;
 
-        while (p < end && str_plain[*p])
-            p++;
+        p = scan_plain(p, end);
         if (p == end)
             return fail(ps, "unterminated string", p);
         c = *p;
@@ -603,33 +555,6 @@ static const unsigned char *string_slow(ecsm_parser *ps,
     }
     ps->top++;
     return p + 1;
-}
-
-/* The first byte at or after p that ends a plain run inside a string: a
- * quote, a backslash, a control character or a non-ASCII byte; or end. */
-static const unsigned char *scan_plain(const unsigned char *p,
-                                       const unsigned char *end)
-{
-#if ECSM_SSE2
-    const __m128i quote = _mm_set1_epi8('"'), bslash = _mm_set1_epi8('\\');
-    const __m128i space = _mm_set1_epi8(' ');
-
-    while (end - p >= 16) {
-        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
-        /* Signed compare: bytes >= 0x80 are negative, so they count too. */
-        __m128i m = _mm_or_si128(
-            _mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, bslash)),
-            _mm_cmplt_epi8(v, space));
-        unsigned bits = (unsigned)_mm_movemask_epi8(m);
-
-        if (bits)
-            return p + first_bit(bits);
-        p += 16;
-    }
-#endif
-    while (p < end && str_plain[*p])
-        p++;
-    return p;
 }
 
 /* Pushes the string whose contents start at p (after the opening quote).
@@ -1219,6 +1144,8 @@ void ecsm_json_register(lua_State *L)
     ecsm_setfuncs(L, json_functions);
     lua_pushlightuserdata(L, NULL);
     lua_setfield(L, -2, "null");
+    lua_pushliteral(L, ECSM_SCAN_NAME);
+    lua_setfield(L, -2, "_decode_scan");
 }
 
 /* }====================================================== */
