@@ -10,6 +10,7 @@
 #   make SIMD=0 test      ... with the decoder's portable scan (no SSE2/NEON)
 #   make fuzz             run the decoder's libFuzzer harness for FUZZ_SECONDS
 #   make bench            the benchmarks
+#   make cross            the decoder on arm64 and big-endian, under qemu-user
 
 LUA        ?= 5.4
 PREFIX     ?= /usr/local
@@ -78,7 +79,8 @@ SERVE = endpoint/serve exec
 BUSTED ?= busted
 BUSTED_FLAGS ?=
 
-.PHONY: all test test-all check install uninstall clean valgrind fuzz bench demo
+.PHONY: all test test-all check install uninstall clean valgrind fuzz bench demo \
+        bench-decode cross
 
 all: $(MODULE)
 
@@ -129,6 +131,11 @@ bench: $(MODULE) $(BARE_GET)
 FUZZ_SECONDS ?= 60
 fuzz:
 	FUZZ_SECONDS=$(FUZZ_SECONDS) fuzz/run
+
+# The decoder's scans against their definition natively, on arm64 (NEON and
+# SWAR) and big-endian arm64 under qemu-user, and its specs on arm64 Lua 5.4.
+cross:
+	spec/cross/run
 
 install: $(MODULE)
 	install -d $(DESTDIR)$(PREFIX)/lib/lua/$(LUA_ABI)/ecs_metadata

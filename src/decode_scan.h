@@ -37,8 +37,8 @@
 #define ECSM_SCAN_SSE2 1
 #define ECSM_SCAN_NEON 0
 #define ECSM_SCAN_NAME "sse2"
-#elif !defined(ECSM_NO_SIMD) && defined(__aarch64__) && defined(__GNUC__) \
-    && defined(__ARM_NEON)
+#elif !defined(ECSM_NO_SIMD) && defined(__aarch64__) && defined(__AARCH64EL__) \
+    && defined(__ARM_NEON) && defined(__GNUC__)
 #include <arm_neon.h>
 #define ECSM_SCAN_SSE2 0
 #define ECSM_SCAN_NEON 1
@@ -182,7 +182,7 @@ static ECSM_INLINE uint64_t ecsm_load8(const unsigned char *p)
 /* Index of the first byte of x that is not zero (x != 0). */
 static ECSM_INLINE unsigned ecsm_first_nonzero(uint64_t x)
 {
-#if defined(__GNUC__)
+#if defined(__GNUC__) && !defined(ECSM_SCAN_NO_BUILTINS)
     return (unsigned)__builtin_ctzll(x) >> 3;
 #else
     /* Flag each nonzero byte in its high bit (exact: no sum reaches the
