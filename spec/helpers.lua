@@ -20,6 +20,8 @@
 --   helpers.run_lua(src, env) runs src in a fresh interpreter like this one,
 --                             with env changes (false unsets); returns
 --                             stdout, exit status, stderr
+--   helpers.interpreter()     the command that starts an interpreter like
+--                             this one ($ECSM_LUA, else luajit or lua5.N)
 --   helpers.client(env, ...)  an ecs_metadata client with opts.env = env and
 --                             link_local_url = the endpoint, then the option
 --                             tables ... merged in order
@@ -215,6 +217,8 @@ local function interpreter()
     end
     return "lua" .. _VERSION:match("%d+%.%d+")
 end
+
+helpers.interpreter = interpreter
 
 function helpers.run_lua(src, env)
     local script = os.tmpname()

@@ -153,10 +153,23 @@ typedef struct ecsm_keycache {
 } ecsm_keycache;
 
 
+/*
+ * An array's item count may pass INT_MAX (the Lua stack never holds more
+ * than a million, but items are moved into the table as the stack fills),
+ * so it is a lua_Integer: 64 bits on 5.3+, where rawseti takes one. On 5.1
+ * and LuaJIT rawseti takes an int, and their tables refuse to grow past
+ * 2^28 or so items ("table overflow") long before that.
+ */
+#if LUA_VERSION_NUM >= 503
+#define RAWSETI(L, t, i) lua_rawseti((L), (t), (i))
+#else
+#define RAWSETI(L, t, i) lua_rawseti((L), (t), (int)(i))
+#endif
+
 typedef struct ecsm_frame {
     int base;     /* stack slot of the table (a nil placeholder until made) */
     int kind;     /* FRAME_ARRAY or FRAME_OBJECT */
-    int done;     /* items already in the table, -1 while it is not made */
+    lua_Integer done;  /* items already in the table, -1 while not made */
     int dups;     /* an object that may have duplicate keys */
     uint64_t serial;  /* an object's serial, for the key cache */
 } ecsm_frame;
@@ -245,7 +258,7 @@ static void flush_frames(ecsm_parser *ps)
         if (f->kind == FRAME_ARRAY) {
             for (j = 0; j < k; j++) {
                 lua_pushvalue(L, lo + j);
-                lua_rawseti(L, f->base, f->done + j + 1);
+                RAWSETI(L, f->base, f->done + j + 1);
             }
             f->done += k;
         } else {
@@ -333,7 +346,8 @@ static void close_array(ecsm_parser *ps)
 {
     lua_State *L = ps->L;
     ecsm_frame *f = &ps->frames[--ps->nframes];
-    int base = f->base, n = ps->top - base, i;
+    int base = f->base, n = ps->top - base;
+    lua_Integer i;
 
     if (f->done < 0) {
         lua_createtable(L, n, 0);
@@ -341,7 +355,7 @@ static void close_array(ecsm_parser *ps)
         f->done = 0;
     }
     for (i = f->done + n; i > f->done; i--)
-        lua_rawseti(L, base, i);     /* pops the top item */
+        RAWSETI(L, base, i);         /* pops the top item */
     ps->top = base;
     if (ps->opts->array_mt) {
         lua_pushvalue(L, ps->opts->array_mt);
@@ -745,6 +759,11 @@ static int number_strtod(ecsm_parser *ps, const unsigned char *s,
  * NULL. Up to 19 significant digits are gathered exactly in a uint64 and
  * the power of ten in exp10; when either is incomplete ("exact" is 0) the
  * value comes from strtod.
+ *
+ * No counter here grows with the token: "digits" stops at 19, exp10 moves
+ * only while it is above -ECSM_EXP_LIMIT, and the exponent's digits are
+ * gathered only while below ECSM_EXP_LIMIT, so a number of any length (the
+ * token is a size_t span, e - s) never overflows an int.
  */
 #define ECSM_EXP_LIMIT 100000
 static const unsigned char *parse_number(ecsm_parser *ps,
@@ -766,11 +785,12 @@ static const unsigned char *parse_number(ecsm_parser *ps,
             return fail(ps, "invalid number", p);
     } else if ((unsigned)(*p - '1') < 9u) {
         do {
-            if (digits < 19)
+            if (digits < 19) {
                 v = v * 10 + (unsigned)(*p - '0');
-            else
+                digits++;
+            } else {
                 exact = 0;
-            digits++;
+            }
             p++;
         } while (p < end && IS_DIGIT(*p));
     } else {
@@ -1061,8 +1081,8 @@ int ecsm_json_decode(lua_State *L, const char *s, size_t len,
         return 1;
     }
     lua_settop(L, base);
-    snprintf(msg, sizeof msg, "bad_json: %s at byte %lu", ps.what,
-             (unsigned long)(ps.where - ps.start) + 1);
+    snprintf(msg, sizeof msg, "bad_json: %s at byte %llu", ps.what,
+             (unsigned long long)(ps.where - ps.start) + 1);
     lua_pushstring(L, msg);
     return 0;
 }
@@ -1071,19 +1091,29 @@ int ecsm_json_decode(lua_State *L, const char *s, size_t len,
 
 /* {====================================================== Lua side */
 
+static void option_type_error(lua_State *L, const char *name,
+                              const char *expected)
+{
+    luaL_error(L, "bad option '%s' (%s expected, got %s)", name, expected,
+               luaL_typename(L, -1));
+}
+
 /*
  * Reads the options table at idx (idx 0, none or nil: defaults). Always
  * pushes exactly one value, the array_mt table or nil, which the caller
  * leaves in place while decoding; opts->array_mt is its absolute index.
+ * Every option's type is checked (misuse raises) before any range.
  */
-void ecsm_json_checkopts(lua_State *L, int idx, ecsm_json_opts *opts)
+const char *ecsm_json_checkopts(lua_State *L, int idx, ecsm_json_opts *opts)
 {
+    const char *bad = NULL;
+
     opts->keep_null = 0;
     opts->array_mt = 0;
     opts->max_depth = ECSM_DEFAULT_MAX_DEPTH;
     if (idx == 0 || lua_isnoneornil(L, idx)) {
         lua_pushnil(L);
-        return;
+        return NULL;
     }
     idx = idx < 0 && idx > LUA_REGISTRYINDEX ? lua_gettop(L) + idx + 1 : idx;
     luaL_checktype(L, idx, LUA_TTABLE);
@@ -1091,41 +1121,54 @@ void ecsm_json_checkopts(lua_State *L, int idx, ecsm_json_opts *opts)
     lua_getfield(L, idx, "keep_null");
     if (!lua_isnil(L, -1)) {
         if (!lua_isboolean(L, -1))
-            luaL_argerror(L, idx, "keep_null must be a boolean");
+            option_type_error(L, "keep_null", "boolean");
         opts->keep_null = lua_toboolean(L, -1);
     }
     lua_pop(L, 1);
 
     lua_getfield(L, idx, "max_depth");
     if (!lua_isnil(L, -1)) {
-        lua_Number n = lua_type(L, -1) == LUA_TNUMBER ? lua_tonumber(L, -1)
-                                                      : 0;
+        lua_Number n;
 
+        if (lua_type(L, -1) != LUA_TNUMBER)
+            option_type_error(L, "max_depth", "number");
+        n = lua_tonumber(L, -1);
         /* The range is checked first, so the cast is defined. */
-        if (!(n >= 1 && n <= 2147483647.0 && n == (lua_Number)(int)n))
-            luaL_argerror(L, idx, "max_depth must be a positive integer");
-        opts->max_depth = (int)n;
+        if (n >= 1 && n <= ECSM_MAX_MAX_DEPTH && n == (lua_Number)(int)n)
+            opts->max_depth = (int)n;
+        else
+            bad = "max_depth must be a whole number from 1 to "
+                  ECSM_STRINGIFY(ECSM_MAX_MAX_DEPTH);
     }
     lua_pop(L, 1);
 
     lua_getfield(L, idx, "array_mt");
     if (!lua_isnil(L, -1)) {
         if (!lua_istable(L, -1))
-            luaL_argerror(L, idx, "array_mt must be a table");
+            option_type_error(L, "array_mt", "table");
         opts->array_mt = lua_gettop(L);
     }
+    if (bad != NULL) {
+        /* Should a caller decode all the same: no array, no object. */
+        opts->max_depth = 0;
+        return bad;
+    }
+    return NULL;
 }
 
-/* core.decode(s [, opts]) -> value | nil, "bad_json: ...", "bad_json" */
+/* core.decode(s [, opts]) -> value | nil, "bad_json: ...", "bad_json"
+ *                          | nil, "decode: <option> ...", "invalid_argument" */
 static int json_decode(lua_State *L)
 {
     size_t len;
-    const char *s;
+    const char *s, *bad;
     ecsm_json_opts opts;
 
     luaL_checktype(L, 1, LUA_TSTRING);
     s = lua_tolstring(L, 1, &len);
-    ecsm_json_checkopts(L, 2, &opts);
+    bad = ecsm_json_checkopts(L, 2, &opts);
+    if (bad != NULL)
+        return ecsm_fail(L, ECSM_E_INVALID_ARGUMENT, "decode: %s", bad);
     if (ecsm_json_decode(L, s, len, &opts))
         return 1;
     lua_pushnil(L);
@@ -1146,6 +1189,8 @@ void ecsm_json_register(lua_State *L)
     lua_setfield(L, -2, "null");
     lua_pushliteral(L, ECSM_SCAN_NAME);
     lua_setfield(L, -2, "_decode_scan");
+    lua_pushinteger(L, ECSM_DEFAULT_MAX_DEPTH);
+    lua_setfield(L, -2, "DEFAULT_MAX_DEPTH");
 }
 
 /* }====================================================== */
