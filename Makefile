@@ -130,7 +130,7 @@ bench: $(MODULE) $(BARE_GET)
 # The decoder's libFuzzer harness (clang, ASan, UBSan) for FUZZ_SECONDS.
 FUZZ_SECONDS ?= 60
 fuzz:
-	FUZZ_SECONDS=$(FUZZ_SECONDS) fuzz/run
+	FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_SIMD=$(if $(filter 0,$(SIMD)),0,1) fuzz/run
 
 # The decoder's scans against their definition natively, on arm64 (NEON and
 # SWAR) and big-endian arm64 under qemu-user, and its specs on arm64 Lua 5.4.
