@@ -10,6 +10,7 @@
 #   make SIMD=0 test      ... with the decoder's portable scan (no SSE2/NEON)
 #   make fuzz             run the decoder's libFuzzer harness for FUZZ_SECONDS
 #   make bench            the benchmarks
+#   make bench-decode     the decoder's: cjson, SSE2/NEON and SIMD=0 builds
 #   make cross            the decoder on arm64 and big-endian, under qemu-user
 
 LUA        ?= 5.4
@@ -124,8 +125,17 @@ bench: $(MODULE) $(BARE_GET)
 	$(SERVE) $(RUN) $(LUA_BIN) bench/get.lua $(BARE_GET)
 	$(SERVE) --profile ec2 $(RUN) $(LUA_BIN) bench/api.lua $(BARE_GET)
 	$(SERVE) --profile ec2 $(RUN) bench/api-callgrind $(LUA_BIN) $(BARE_GET)
-	$(RUN) $(LUA_BIN) bench/decode.lua
-	$(RUN) bench/decode-callgrind $(LUA_BIN)
+	$(MAKE) --no-print-directory bench-decode LUA=$(LUA)
+
+# The decoder against lua-cjson, as built (SSE2/NEON) and with SIMD=0 (the
+# portable SWAR scan) side by side: wall time, then callgrind instructions.
+PORTABLE_BUILD = build/$(LUA)-nosimd
+bench-decode: $(MODULE)
+	$(MAKE) --no-print-directory SIMD=0 LUA=$(LUA)
+	$(RUN) $(LUA_BIN) bench/decode.lua spec/fixtures 0.2 \
+	    $(PORTABLE_BUILD)/ecs_metadata/core.so
+	$(RUN) PORTABLE_CPATH='$(PORTABLE_BUILD)/?.so;;' \
+	    bench/decode-callgrind $(LUA_BIN)
 
 # The decoder's libFuzzer harness (clang, ASan, UBSan) for FUZZ_SECONDS.
 FUZZ_SECONDS ?= 60

@@ -414,9 +414,12 @@ static ECSM_INLINE const unsigned char *skip_ws(const unsigned char *p,
 }
 
 /* The first byte at or after p that ends a plain run inside a string: a
- * quote, a backslash, a control character or a non-ASCII byte; or end. */
-static const unsigned char *scan_plain(const unsigned char *p,
-                                       const unsigned char *end)
+ * quote, a backslash, a control character or a non-ASCII byte; or end.
+ * Inlined into its three callers, the decoder runs 0.4 % fewer
+ * instructions on the corpus with SSE2 and 1.7 % fewer with SWAR
+ * (bench/decode-callgrind). */
+static ECSM_INLINE const unsigned char *scan_plain(const unsigned char *p,
+                                                   const unsigned char *end)
 {
     return ecsm_scan_plain(p, end);
 }
