@@ -5,7 +5,8 @@
  * One pass over the bytes builds the Lua values directly. The items of an
  * open array or object wait on the Lua stack and the table is created once,
  * exactly sized, at the closing bracket; nesting is tracked in an explicit
- * frame stack, never by C recursion.
+ * frame stack, never by C recursion. The loops over whitespace and over a
+ * string's plain bytes are in decode_scan.h (SSE2, NEON or portable SWAR).
  *
  * Choices and caveats:
  * - Strict RFC 8259: one value with only space, tab, LF and CR around it; no
@@ -37,8 +38,9 @@
  *   key.
  * - Arrays get opts.array_mt (empty ones too); objects get no metatable, so
  *   an empty JSON object and an empty array without array_mt look alike.
- * - Depth: more than max_depth (default ECSM_DEFAULT_MAX_DEPTH) nested
- *   arrays and objects is bad_json. Pending items live on the Lua stack;
+ * - Depth: more than max_depth (default ECSM_DEFAULT_MAX_DEPTH, at most
+ *   ECSM_MAX_MAX_DEPTH; core.decode answers invalid_argument for a value
+ *   out of that range) nested arrays and objects is bad_json. Pending items live on the Lua stack;
  *   when it cannot grow (LuaJIT and 5.1 allow a C function 8000 slots) they
  *   are moved into their tables early, so arrays of any length decode
  *   everywhere, and only nesting that no longer fits even then is bad_json.
