@@ -7,8 +7,11 @@
 #   make install          install the C core, the Lua layer and ecs-metadata under PREFIX
 #   make valgrind         the specs' C paths under valgrind, leaks are errors
 #   make SANITIZE=1 test  the specs with AddressSanitizer and UBSan
+#   make SIMD=0 test      ... with the decoder's portable scan (no SSE2/NEON)
 #   make fuzz             run the decoder's libFuzzer harness for FUZZ_SECONDS
 #   make bench            the benchmarks
+#   make bench-decode     the decoder's: cjson, SSE2/NEON and SIMD=0 builds
+#   make cross            the decoder on arm64 and big-endian, under qemu-user
 
 LUA        ?= 5.4
 PREFIX     ?= /usr/local
@@ -47,6 +50,13 @@ ALL_CFLAGS = -std=c99 -D_POSIX_C_SOURCE=200809L -fPIC -fvisibility=hidden \
 ALL_LDFLAGS = -shared $(LDFLAGS)
 LIBS = $(CURL_LIBS) -pthread
 
+# SIMD=0: the decoder's portable (SWAR) scan even where SSE2 or NEON is
+# there, as on a CPU without them; built in a directory of its own.
+ifeq ($(SIMD),0)
+ALL_CFLAGS += -DECSM_NO_SIMD
+BUILD ?= build/$(LUA)-nosimd$(if $(filter 1,$(SANITIZE)),-sanitize)
+endif
+
 ifeq ($(SANITIZE),1)
 ALL_CFLAGS += -fsanitize=address,undefined -fno-sanitize-recover=all \
               -fno-omit-frame-pointer
@@ -78,7 +88,8 @@ SERVE = endpoint/serve exec
 BUSTED ?= busted
 BUSTED_FLAGS ?=
 
-.PHONY: all test test-all check install uninstall clean valgrind fuzz bench demo
+.PHONY: all test test-all check install uninstall clean valgrind fuzz bench demo \
+        bench-decode cross
 
 all: $(MODULE)
 
@@ -122,16 +133,30 @@ bench: $(MODULE) $(BARE_GET)
 	$(SERVE) $(RUN) $(LUA_BIN) bench/get.lua $(BARE_GET)
 	$(SERVE) --profile ec2 $(RUN) $(LUA_BIN) bench/api.lua $(BARE_GET)
 	$(SERVE) --profile ec2 $(RUN) bench/api-callgrind $(LUA_BIN) $(BARE_GET)
-	$(RUN) $(LUA_BIN) bench/decode.lua
-	$(RUN) bench/decode-callgrind $(LUA_BIN)
+	$(MAKE) --no-print-directory bench-decode LUA=$(LUA)
 	$(SERVE) $(RUN) $(LUA_BIN) bench/prometheus.lua
 	$(SERVE) $(RUN) bench/prometheus-callgrind $(LUA_BIN)
 	$(SERVE) --profile v4 $(RUN) bench/cli $(LUA_BIN)
 
+# The decoder against lua-cjson, as built (SSE2/NEON) and with SIMD=0 (the
+# portable SWAR scan) side by side: wall time, then callgrind instructions.
+PORTABLE_BUILD = build/$(LUA)-nosimd
+bench-decode: $(MODULE)
+	$(MAKE) --no-print-directory SIMD=0 LUA=$(LUA)
+	$(RUN) $(LUA_BIN) bench/decode.lua spec/fixtures 0.2 \
+	    $(PORTABLE_BUILD)/ecs_metadata/core.so
+	$(RUN) PORTABLE_CPATH='$(PORTABLE_BUILD)/?.so;;' \
+	    bench/decode-callgrind $(LUA_BIN)
+
 # The decoder's libFuzzer harness (clang, ASan, UBSan) for FUZZ_SECONDS.
 FUZZ_SECONDS ?= 60
 fuzz:
-	FUZZ_SECONDS=$(FUZZ_SECONDS) fuzz/run
+	FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_SIMD=$(if $(filter 0,$(SIMD)),0,1) fuzz/run
+
+# The decoder's scans against their definition natively, on arm64 (NEON and
+# SWAR) and big-endian arm64 under qemu-user, and its specs on arm64 Lua 5.4.
+cross:
+	spec/cross/run
 
 install: $(MODULE)
 	install -d $(DESTDIR)$(PREFIX)/lib/lua/$(LUA_ABI)/ecs_metadata
