@@ -1102,28 +1102,34 @@ static void trim_buffers(ecsm_http *c)
 /* ===================================================================== */
 
 /*
- * Runs the method's work (its upvalue, a C function that finds the
- * method's arguments checked) with the object marked busy, under lua_pcall so that the mark is cleared whatever
- * happens; then closes the object if a close() came meanwhile, frees
- * buffers one big answer grew, and answers body's results or raises its
- * error. The object stays on the stack below the call, so it cannot be
- * collected before this function is done with it.
+ * Runs the method's work (its upvalue, a C function that finds the method's
+ * nargs arguments checked) with the object marked busy, under lua_pcall so
+ * that the mark is cleared whatever happens; then closes the object if a
+ * close() came meanwhile, frees buffers one big answer grew, and answers
+ * the work's results or raises its error. The work gets copies of the
+ * arguments (cheaper than moving them under it), so the object stays on
+ * this function's stack until it is done with it.
  */
-static int guarded(lua_State *L, ecsm_http *c)
+static int guarded(lua_State *L, ecsm_http *c, int nargs)
 {
-    int status;
+    int top = lua_gettop(L);
+    int i, status;
 
     if (c->busy)
         return luaL_error(L, ECSM_HTTP_MT ": re-entered during a request "
                           "(by a finalizer or a metamethod)");
-    /* The work is the method's upvalue: pushing it allocates nothing, so
-     * no finalizer can run between this check and the mark. */
+    /* The work is an upvalue and the copies fit in the LUA_MINSTACK slots
+     * a C function has: nothing allocates, so no finalizer can run
+     * between the check and the mark. */
+    if (top < nargs) {
+        lua_settop(L, nargs);          /* the missing ones are nil */
+        top = nargs;
+    }
     lua_pushvalue(L, lua_upvalueindex(1));
-    lua_insert(L, 1);
-    lua_pushvalue(L, 2);
-    lua_insert(L, 1);
+    for (i = 1; i <= nargs; i++)
+        lua_pushvalue(L, i);
     c->busy = 1;
-    status = lua_pcall(L, lua_gettop(L) - 2, LUA_MULTRET, 0);
+    status = lua_pcall(L, nargs, LUA_MULTRET, 0);
     c->busy = 0;
     if (c->close_pending)
         release(c);
@@ -1131,7 +1137,7 @@ static int guarded(lua_State *L, ecsm_http *c)
         trim_buffers(c);
     if (status != 0)
         return lua_error(L);
-    return lua_gettop(L) - 1;
+    return lua_gettop(L) - top;
 }
 
 static int opts_index(lua_State *L, int idx)
@@ -1175,7 +1181,7 @@ static int http_get(lua_State *L)
 
     luaL_checkstring(L, 2);
     opts_index(L, 3);
-    return guarded(L, c);
+    return guarded(L, c, 3);
 }
 
 static int request_work(lua_State *L)
@@ -1200,7 +1206,7 @@ static int http_request(lua_State *L)
     opts_index(L, 5);
     luaL_argcheck(L, valid_method(method), 2,
                   "method must be an upper-case HTTP token");
-    return guarded(L, c);
+    return guarded(L, c, 5);
 }
 
 static int get_json_work(lua_State *L)
@@ -1245,7 +1251,7 @@ static int http_get_json(lua_State *L)
 
     luaL_checkstring(L, 2);
     opts_index(L, 3);
-    return guarded(L, c);
+    return guarded(L, c, 3);
 }
 
 static const luaL_Reg http_functions[] = {
