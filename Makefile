@@ -8,6 +8,7 @@
 #   make valgrind         the specs' C paths under valgrind, leaks are errors
 #   make SANITIZE=1 test  the specs with AddressSanitizer and UBSan
 #   make SIMD=0 test      ... with the decoder's portable scan (no SSE2/NEON)
+#   make test-gc          the specs under an aggressive garbage collector
 #   make fuzz             run the decoder's libFuzzer harness for FUZZ_SECONDS
 #   make bench            the benchmarks
 #   make bench-decode     the decoder's: cjson, SSE2/NEON and SIMD=0 builds
@@ -77,6 +78,8 @@ BUILD ?= build/$(LUA)
 SOURCES = $(wildcard src/*.c)
 OBJECTS = $(SOURCES:src/%.c=$(BUILD)/obj/%.o)
 MODULE  = $(BUILD)/ecs_metadata/core.so
+# A Lua module for specs only (fork, wait, _exit), never installed.
+SPEC_HELPERS = $(BUILD)/fork_helper.so
 
 # Where specs, demos and benchmarks find this checkout's modules.
 LUA_PATH_HERE  = lua/?.lua;lua/?/init.lua;;
@@ -88,7 +91,7 @@ SERVE = endpoint/serve exec
 BUSTED ?= busted
 BUSTED_FLAGS ?=
 
-.PHONY: all test test-all check install uninstall clean valgrind fuzz bench demo \
+.PHONY: all test test-all check install uninstall clean test-gc valgrind fuzz bench demo \
         bench-decode cross
 
 all: $(MODULE)
@@ -103,8 +106,18 @@ $(BUILD)/obj/%.o: src/%.c
 
 -include $(OBJECTS:.o=.d)
 
-test: $(MODULE)
+$(BUILD)/fork_helper.so: spec/fork_helper.c
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $<
+
+test: $(MODULE) $(SPEC_HELPERS)
 	$(SERVE) $(RUN) $(BUSTED) --lua=$(LUA_BIN) --cpath=$(BUILD)/?.so $(BUSTED_FLAGS)
+
+# The specs with a collector that runs all the time (spec/gc_stress.lua), so
+# finalizers run inside the module's calls, as luv's CI does.
+test-gc: $(MODULE) $(SPEC_HELPERS)
+	$(SERVE) $(RUN) $(BUSTED) --lua=$(LUA_BIN) --cpath=$(BUILD)/?.so \
+	    --helper=spec/gc_stress.lua $(BUSTED_FLAGS)
 
 test-all:
 	$(MAKE) test LUA=5.4
@@ -113,8 +126,9 @@ test-all:
 # Every C path the specs reach, under valgrind. Lua allocates through
 # realloc, so only libcurl's and our own leaks can show up here.
 VALGRIND = valgrind --quiet --leak-check=full --errors-for-leak-kinds=definite \
+           --show-leak-kinds=definite \
            --error-exitcode=1 --suppressions=.ci/valgrind.supp
-valgrind: $(MODULE)
+valgrind: $(MODULE) $(SPEC_HELPERS)
 	$(SERVE) $(RUN) ECSM_UNDER_VALGRIND=1 \
 	    $(VALGRIND) $(LUA_BIN) $$(command -v $(BUSTED)) --cpath=$(BUILD)/?.so $(BUSTED_FLAGS)
 

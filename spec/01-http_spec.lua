@@ -186,11 +186,21 @@ describe("client:get", function()
       assert.is_string(msg)
     end
     for _, opts in ipairs { { timeout = 0 }, { timeout = -1 }, { timeout = 0 / 0 },
-                            { connect_timeout = 0 }, { max_bytes = 0 }, { max_bytes = 1.5 } } do
+                            { timeout = 86400.5 }, { connect_timeout = 0 },
+                            { connect_timeout = 1 / 0 }, { max_bytes = 0 }, { max_bytes = 1.5 },
+                            { max_bytes = core.LIMITS.max_bytes + 1 }, { max_header_bytes = 0 },
+                            { max_header_bytes = core.LIMITS.max_header_bytes + 1 } } do
       assert.are.equal("invalid_argument", select(3, c:get(E .. "/fault/empty", opts)))
     end
     assert.are.equal("invalid_argument", select(3, core.http { timeout = -1 }))
-    assert.are.equal("invalid_argument", select(3, core.http { headers = { ["Bad Name"] = "x" } }))
+    -- What would split the request, or change which header is sent; other
+    -- checks of names are the Lua layer's.
+    for _, name in ipairs { "Bad\r\nName", "Bad\nName", "Bad\0Name", "", "X-A:b" } do
+      assert.are.equal("invalid_argument", select(3, core.http { headers = { [name] = "x" } }))
+    end
+    for _, value in ipairs { "a\rb", "a\nb", "a\0b" } do
+      assert.are.equal("invalid_argument", select(3, core.http { headers = { X = value } }))
+    end
   end)
 
   it("raises on misuse", function()

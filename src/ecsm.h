@@ -1,7 +1,8 @@
 /*
  * ecsm.h -- private interface between the files of ecs_metadata.core.
  *
- * core.c      luaopen_ecs_metadata_core: the module table, curl_global_init
+ * core.c      luaopen_ecs_metadata_core: the module table, curl_global_init;
+ *             the process: core._pid, core._random, the fork generation
  * http.c      the HTTP object on one libcurl easy handle
  * decode.c    the JSON decoder (core.decode, core.null)
  * file.c      core._read_file
@@ -37,6 +38,16 @@
 
 /* Pushes nil, message, code and returns 3, the count a C function returns. */
 int ecsm_fail(lua_State *L, const char *code, const char *fmt, ...);
+
+/* ---- core.c ---- */
+
+/*
+ * Incremented in the child of every fork() (a pthread_atfork handler, set up
+ * once per process). Whatever belongs to one process (a connection, a
+ * random sequence) records the value with the pid, and compares both before
+ * use. Written only in a child right after fork, while it has one thread.
+ */
+extern unsigned ecsm_fork_generation;
 
 /* ---- decode.c ---- */
 
