@@ -1,4 +1,4 @@
--- The C client (ecs_metadata.core.http) against the real endpoint on
+-- The C HTTP object (ecs_metadata.core.http) against the real endpoint on
 -- loopback: fixtures byte for byte, every fault, connection reuse, proxies
 -- and redirects, options, and the object's life cycle.
 local helpers = require "spec.helpers"
@@ -326,21 +326,3 @@ describe("the client object", function()
   end)
 end)
 
-describe("core._read_file", function()
-  it("reads a whole file", function()
-    local path = helpers.fixture_root() .. "/metadata-file/docs-ready-bridge.json"
-    assert.are.equal(helpers.read("metadata-file/docs-ready-bridge.json"), core._read_file(path))
-  end)
-
-  it("fails with io_error or too_large", function()
-    local s, msg, code = core._read_file("/nonexistent/ecs-metadata.json")
-    assert.is_nil(s)
-    assert.are.equal("io_error", code)
-    assert.matches("/nonexistent/ecs%-metadata%.json", msg)
-    assert.are.equal("io_error", select(3, core._read_file(helpers.fixture_root())))
-    local path = helpers.fixture_root() .. "/metadata-file/docs-ready-bridge.json"
-    assert.are.equal("too_large", select(3, core._read_file(path, 10)))
-    assert.has_error(function() core._read_file(path, 0) end)
-    assert.has_error(function() core._read_file() end)
-  end)
-end)
