@@ -1216,9 +1216,15 @@ static int get_json_work(lua_State *L)
     ecsm_json_opts jopts;
     long status = 0;
     ecsm_settings used;
+    const char *bad;
     int failed;
 
-    ecsm_json_checkopts(L, opts, &jopts);
+    bad = ecsm_json_checkopts(L, opts, &jopts);
+    if (bad != NULL) {
+        push_label(L, opts, lua_tostring(L, 2));
+        return ecsm_fail(L, ECSM_E_INVALID_ARGUMENT, "GET %s: %s",
+                         lua_tostring(L, -1), bad);
+    }
     failed = perform(L, c, "GET", 2, NULL, 0, opts, &status, &used);
     if (failed)
         return failed;
@@ -1309,7 +1315,9 @@ static void register_methods(lua_State *L)
 /* Pushes a table of the options' upper bounds, for the Lua layer's schema. */
 static void push_limits(lua_State *L)
 {
-    lua_createtable(L, 0, 4);
+    lua_createtable(L, 0, 5);
+    lua_pushinteger(L, ECSM_MAX_MAX_DEPTH);
+    lua_setfield(L, -2, "max_depth");
     lua_pushnumber(L, ECSM_MAX_SECONDS);
     lua_setfield(L, -2, "timeout");
     lua_pushnumber(L, ECSM_MAX_SECONDS);
