@@ -8,8 +8,12 @@
 #   make install          install the C core, the Lua layer and ecs-metadata under PREFIX
 #   make valgrind         the specs' C paths under valgrind, leaks are errors
 #   make SANITIZE=1 test  the specs with AddressSanitizer and UBSan
+#   make SIMD=0 test      ... with the decoder's portable scan (no SSE2/NEON)
+#   make test-gc          the specs under an aggressive garbage collector
 #   make fuzz             run the decoder's libFuzzer harness for FUZZ_SECONDS
 #   make bench            the benchmarks
+#   make bench-decode     the decoder's: cjson, SSE2/NEON and SIMD=0 builds
+#   make cross            the decoder on arm64 and big-endian, under qemu-user
 
 LUA        ?= 5.4
 PREFIX     ?= /usr/local
@@ -48,6 +52,13 @@ ALL_CFLAGS = -std=c99 -D_POSIX_C_SOURCE=200809L -fPIC -fvisibility=hidden \
 ALL_LDFLAGS = -shared $(LDFLAGS)
 LIBS = $(CURL_LIBS) -pthread
 
+# SIMD=0: the decoder's portable (SWAR) scan even where SSE2 or NEON is
+# there, as on a CPU without them; built in a directory of its own.
+ifeq ($(SIMD),0)
+ALL_CFLAGS += -DECSM_NO_SIMD
+BUILD ?= build/$(LUA)-nosimd$(if $(filter 1,$(SANITIZE)),-sanitize)
+endif
+
 ifeq ($(SANITIZE),1)
 ALL_CFLAGS += -fsanitize=address,undefined -fno-sanitize-recover=all \
               -fno-omit-frame-pointer
@@ -68,6 +79,8 @@ BUILD ?= build/$(LUA)
 SOURCES = $(wildcard src/*.c)
 OBJECTS = $(SOURCES:src/%.c=$(BUILD)/obj/%.o)
 MODULE  = $(BUILD)/ecs_metadata/core.so
+# A Lua module for specs only (fork, wait, _exit), never installed.
+SPEC_HELPERS = $(BUILD)/fork_helper.so
 
 # Where specs, demos and benchmarks find this checkout's modules.
 LUA_PATH_HERE  = lua/?.lua;lua/?/init.lua;;
@@ -79,7 +92,8 @@ SERVE = endpoint/serve exec
 BUSTED ?= busted
 BUSTED_FLAGS ?=
 
-.PHONY: all test test-all test-nginx check install uninstall clean valgrind fuzz bench bench-resty demo
+.PHONY: all test test-all test-nginx check install uninstall clean test-gc valgrind fuzz bench \
+        bench-decode bench-resty cross demo
 
 all: $(MODULE)
 
@@ -93,17 +107,27 @@ $(BUILD)/obj/%.o: src/%.c
 
 -include $(OBJECTS:.o=.d)
 
+$(BUILD)/fork_helper.so: spec/fork_helper.c
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $<
+
 # The nginx specs (spec/7x, tagged #nginx) run the module inside nginx,
 # whose Lua is LuaJIT: they load this C core built for LuaJIT, whatever
 # LUA runs busted.
 NGINX_MODULE = build/luajit/ecs_metadata/core.so
 ifneq ($(MODULE),$(NGINX_MODULE))
 $(NGINX_MODULE): $(SOURCES) $(wildcard src/*.h)
-	$(MAKE) LUA=luajit SANITIZE= BUILD=build/luajit
+	$(MAKE) LUA=luajit SANITIZE= SIMD= BUILD=build/luajit
 endif
 
-test: $(MODULE) $(NGINX_MODULE)
+test: $(MODULE) $(SPEC_HELPERS) $(NGINX_MODULE)
 	$(SERVE) $(RUN) $(BUSTED) --lua=$(LUA_BIN) --cpath=$(BUILD)/?.so $(BUSTED_FLAGS)
+
+# The specs with a collector that runs all the time (spec/gc_stress.lua), so
+# finalizers run inside the module's calls, as luv's CI does.
+test-gc: $(MODULE) $(SPEC_HELPERS)
+	$(SERVE) $(RUN) $(BUSTED) --lua=$(LUA_BIN) --cpath=$(BUILD)/?.so \
+	    --helper=spec/gc_stress.lua $(BUSTED_FLAGS)
 
 # Only the nginx specs (4 workers, wrk runs included: about a minute).
 test-nginx:
@@ -116,8 +140,9 @@ test-all:
 # Every C path the specs reach, under valgrind. Lua allocates through
 # realloc, so only libcurl's and our own leaks can show up here.
 VALGRIND = valgrind --quiet --leak-check=full --errors-for-leak-kinds=definite \
+           --show-leak-kinds=definite \
            --error-exitcode=1 --suppressions=.ci/valgrind.supp
-valgrind: $(MODULE)
+valgrind: $(MODULE) $(SPEC_HELPERS)
 	$(SERVE) $(RUN) ECSM_UNDER_VALGRIND=1 \
 	    $(VALGRIND) $(LUA_BIN) $$(command -v $(BUSTED)) --cpath=$(BUILD)/?.so $(BUSTED_FLAGS)
 
@@ -136,8 +161,7 @@ bench: $(MODULE) $(BARE_GET)
 	$(SERVE) $(RUN) $(LUA_BIN) bench/get.lua $(BARE_GET)
 	$(SERVE) --profile ec2 $(RUN) $(LUA_BIN) bench/api.lua $(BARE_GET)
 	$(SERVE) --profile ec2 $(RUN) bench/api-callgrind $(LUA_BIN) $(BARE_GET)
-	$(RUN) $(LUA_BIN) bench/decode.lua
-	$(RUN) bench/decode-callgrind $(LUA_BIN)
+	$(MAKE) --no-print-directory bench-decode LUA=$(LUA)
 	$(SERVE) $(RUN) $(LUA_BIN) bench/prometheus.lua
 	$(SERVE) $(RUN) bench/prometheus-callgrind $(LUA_BIN)
 	$(SERVE) --profile v4 $(RUN) bench/cli $(LUA_BIN)
@@ -147,10 +171,25 @@ bench: $(MODULE) $(BARE_GET)
 bench-resty: $(MODULE) $(NGINX_MODULE)
 	$(SERVE) $(RUN) $(LUA_BIN) bench/resty.lua
 
+# The decoder against lua-cjson, as built (SSE2/NEON) and with SIMD=0 (the
+# portable SWAR scan) side by side: wall time, then callgrind instructions.
+PORTABLE_BUILD = build/$(LUA)-nosimd
+bench-decode: $(MODULE)
+	$(MAKE) --no-print-directory SIMD=0 LUA=$(LUA)
+	$(RUN) $(LUA_BIN) bench/decode.lua spec/fixtures 0.2 \
+	    $(PORTABLE_BUILD)/ecs_metadata/core.so
+	$(RUN) PORTABLE_CPATH='$(PORTABLE_BUILD)/?.so;;' \
+	    bench/decode-callgrind $(LUA_BIN)
+
 # The decoder's libFuzzer harness (clang, ASan, UBSan) for FUZZ_SECONDS.
 FUZZ_SECONDS ?= 60
 fuzz:
-	FUZZ_SECONDS=$(FUZZ_SECONDS) fuzz/run
+	FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_SIMD=$(if $(filter 0,$(SIMD)),0,1) fuzz/run
+
+# The decoder's scans against their definition natively, on arm64 (NEON and
+# SWAR) and big-endian arm64 under qemu-user, and its specs on arm64 Lua 5.4.
+cross:
+	spec/cross/run
 
 install: $(MODULE)
 	install -d $(DESTDIR)$(PREFIX)/lib/lua/$(LUA_ABI)/ecs_metadata

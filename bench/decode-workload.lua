@@ -1,7 +1,8 @@
 -- The fixed workload that bench/decode-callgrind runs under callgrind:
 --   lua5.4 bench/decode-workload.lua base|core|cjson ROUNDS [fixture dir]
 -- Every mode reads the same fixtures; "base" stops there, the others then
--- decode each fixture ROUNDS times. Prints the bytes decoded.
+-- decode each fixture ROUNDS times. Prints the bytes decoded, then the
+-- scan that core.decode was built with (sse2, neon or swar).
 local mode, rounds, dir = arg[1], tonumber(arg[2]) or 20, arg[3] or "spec/fixtures"
 local core = require "ecs_metadata.core"
 local cjson = require "cjson"
@@ -29,3 +30,4 @@ if decode then
   end
 end
 print(bytes * rounds)
+print(core._decode_scan)

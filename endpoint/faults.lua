@@ -194,6 +194,132 @@ handlers.status = function(ctx)
     util.send(n, "{}")
 end
 
+---------------------------------------------------------------------------
+-- Hostile replies, written as raw bytes on the connection (ngx.req.socket):
+-- what a broken or malicious endpoint can send that nginx itself never would.
+-- Each one closes the connection when done; the endless ones stop when the
+-- client leaves, or after RAW_SECONDS / RAW_BYTES so a client that never
+-- gives up cannot keep a worker busy.
+
+local RAW_SECONDS = 30
+local RAW_BYTES = 1024 * 1024 * 1024
+
+local function raw_socket()
+    local sock, err = ngx.req.socket(true)
+    if not sock then
+        ngx.log(ngx.ERR, "raw socket: ", err)
+        return nil
+    end
+    return sock
+end
+
+-- Sends the parts of a reply, then closes: false if the client left.
+local function raw_reply(...)
+    local sock = raw_socket()
+    if not sock then
+        return ngx.exit(500)
+    end
+    for i = 1, select("#", ...) do
+        if not sock:send((select(i, ...))) then
+            return false
+        end
+    end
+    sock:close()
+    return true
+end
+
+-- Sends head once, then line(i) for i = 1, 2, ... until the client leaves
+-- or the bounds are reached: as fast as the client reads, or one line every
+-- `delay` seconds.
+local function raw_endless(head, line, delay)
+    local sock = raw_socket()
+    if not sock then
+        return ngx.exit(500)
+    end
+    if not sock:send(head) then
+        return
+    end
+    local deadline, sent, i = ngx.now() + RAW_SECONDS, #head, 0
+    local per_batch = delay and 1 or 64
+    while sent < RAW_BYTES and ngx.now() < deadline do
+        local batch = {}
+        for k = 1, per_batch do
+            batch[k] = line(i + k)
+        end
+        i = i + per_batch
+        local s = table.concat(batch)
+        if not sock:send(s) then
+            return
+        end
+        sent = sent + #s
+        if delay then
+            ngx.sleep(delay)
+        end
+        ngx.update_time()
+    end
+    sock:close()
+end
+
+local JSON_HEAD = "Content-Type: application/json\r\nConnection: close\r\n"
+local PAD = string.rep("t", 1000)
+
+-- /fault/not-http/<kind>: replies that are not HTTP/1.x.
+local not_http = {
+    ["no-status"] = '{"Cluster":"not-http"}\n',
+    ["status-0"] = "HTTP/1.1 000 OK\r\n" .. JSON_HEAD .. "Content-Length: 2\r\n\r\n{}",
+    ["status-1000"] = "HTTP/1.1 1000 OK\r\n" .. JSON_HEAD .. "Content-Length: 2\r\n\r\n{}",
+    ["status-99"] = "HTTP/1.1 099 OK\r\n" .. JSON_HEAD .. "Content-Length: 2\r\n\r\n{}",
+    ["status-text"] = "HTTP/1.1 OK 200\r\n" .. JSON_HEAD .. "Content-Length: 2\r\n\r\n{}",
+    ["bad-version"] = "HTTP/7.3 200 OK\r\n" .. JSON_HEAD .. "Content-Length: 2\r\n\r\n{}",
+    ["not-a-version"] = "HTXP/1.1 200 OK\r\n" .. JSON_HEAD .. "Content-Length: 2\r\n\r\n{}",
+    ["binary"] = "\0\1\2\3\255\254\r\n\r\n",
+}
+
+handlers["not-http"] = function(ctx)
+    local reply = not_http[ctx.rest:match("^/([^/]+)") or ""]
+    if not reply then
+        return util.not_found("not-http: expected /fault/not-http/<kind>")
+    end
+    return raw_reply(reply)
+end
+
+-- A 200 whose chunked body ends and whose trailers never do.
+handlers["trailers-endless"] = function()
+    return raw_endless("HTTP/1.1 200 OK\r\n" .. JSON_HEAD
+        .. "Transfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n",
+        function(i) return "X-Trailer-" .. i .. ": " .. PAD .. "\r\n" end)
+end
+
+-- A 200 whose header section never ends.
+handlers["headers-endless"] = function()
+    return raw_endless("HTTP/1.1 200 OK\r\n" .. JSON_HEAD,
+        function(i) return "X-Header-" .. i .. ": " .. PAD .. "\r\n" end)
+end
+
+-- A 200 whose header lines come one every 100 ms, for ever.
+handlers["headers-trickle"] = function()
+    return raw_endless("HTTP/1.1 200 OK\r\n" .. JSON_HEAD,
+        function(i) return "X-Header-" .. i .. ": slow\r\n" end, 0.1)
+end
+
+-- /fault/repeated-headers?n=N: a 200 with N lines "X-Repeat: <i>" (default
+-- 10000, at most 1000000), then the body {}; with &trailers=1, a chunked
+-- body {} and the N lines as its trailers.
+handlers["repeated-headers"] = function()
+    local n = math.min(tonumber(ngx.var.arg_n) or 10000, 1000000)
+    local lines = {}
+    for i = 1, n do
+        lines[i] = "X-Repeat: " .. i .. "\r\n"
+    end
+    if ngx.var.arg_trailers then
+        return raw_reply("HTTP/1.1 200 OK\r\n" .. JSON_HEAD
+            .. "Transfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n",
+            table.concat(lines), "\r\n")
+    end
+    return raw_reply("HTTP/1.1 200 OK\r\n" .. JSON_HEAD .. "Content-Length: 2\r\n",
+                     table.concat(lines), "\r\n{}")
+end
+
 -- ctx: { name = "<fault>", rest = "<path after the name>", redirect_port = N }
 function M.handle(ctx)
     local h = handlers[ctx.name]

@@ -5,7 +5,6 @@
 --
 --   lua5.4 examples/demo.lua
 local ecs = require "ecs_metadata"
-local cjson = require "cjson"
 
 local function fail(what, msg, code)
   io.stderr:write(what, ": ", tostring(msg), " [", tostring(code), "]\n")
@@ -51,12 +50,8 @@ if stats then
   end
 end
 
--- The derived views, over the tables just fetched. They are called as
--- modules here; once the client carries them this is ecs.summary() and
--- ecs.stats_view(ecs.container_stats()).
-local summary = require "ecs_metadata.views.summary"
-local stats_views = require "ecs_metadata.views.stats"
-
+-- The derived views: the summary people log, and the numbers docker stats
+-- shows, for this container and for the whole task.
 local function show(title, fields)
   local keys = {}
   for k in pairs(fields) do keys[#keys + 1] = k end
@@ -71,33 +66,26 @@ local function show(title, fields)
   end
 end
 
-show("summary:", summary.build(c, t))
+local summary = ecs.summary()
+if summary then
+  show("summary:", summary)
+end
 local cs = ecs.container_stats()
 if cs then
-  show("stats view of this container:", stats_views.stats_view(cs))
+  show("stats view of this container:", ecs.stats_view(cs))
 end
 if stats then
-  local view = stats_views.task_stats_view(stats, t)
-  show("task stats totals:", view.totals)
+  show("task stats totals:", ecs.task_stats_view(stats, t).totals)
 end
 
--- Protection and credentials, when the environment has them. The bundled
--- endpoint stands in for 169.254.170.2 through ECSM_LINK_LOCAL_URL; without
--- it nothing here touches the link-local address.
+-- Protection and credentials, when the environment has them (the bundled
+-- endpoint's profile gives a loopback credentials uri: nothing here ever
+-- touches the link-local address).
 local p = ecs.protection()
 if p then
   print(("protection: %s"):format(s(p.ProtectionEnabled)))
 end
-local link = os.getenv("ECSM_LINK_LOCAL_URL")
-if link then
-  local client = assert(ecs.new { link_local_url = link })
-  local cr = client:credentials()
-  if cr then
-    print("credentials: " .. tostring(cr))   -- the secret is masked
-  end
+local cr = ecs.credentials()
+if cr then
+  print("credentials: " .. tostring(cr))   -- the secret is masked
 end
-
-print()
-print("the container document as JSON:")
-local ok, json = pcall(cjson.encode, c)
-print(ok and json or ("(cannot encode: " .. tostring(json) .. ")"))

@@ -21,6 +21,7 @@
  *   their tables early all the time, a path real documents take only on
  *   LuaJIT and 5.1 and only past 8000 slots.
  */
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,6 +35,20 @@ int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 extern int ecsm_decode_stack_limit;    /* decode.c, ECSM_DECODE_CHECK */
+
+/* core.c's, which this harness does not link (decode.c's core.decode
+ * answers invalid_argument with it). */
+int ecsm_fail(lua_State *Ls, const char *code, const char *fmt, ...)
+{
+    va_list ap;
+
+    lua_pushnil(Ls);
+    va_start(ap, fmt);
+    lua_pushvfstring(Ls, fmt, ap);
+    va_end(ap);
+    lua_pushstring(Ls, code);
+    return 3;
+}
 
 static lua_State *L;
 static long alloc_budget = -1;     /* allocations left; -1 = unlimited */

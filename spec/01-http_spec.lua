@@ -1,4 +1,4 @@
--- The C client (ecs_metadata.core.http) against the real endpoint on
+-- The C HTTP object (ecs_metadata.core.http) against the real endpoint on
 -- loopback: fixtures byte for byte, every fault, connection reuse, proxies
 -- and redirects, options, and the object's life cycle.
 local helpers = require "spec.helpers"
@@ -186,11 +186,21 @@ describe("client:get", function()
       assert.is_string(msg)
     end
     for _, opts in ipairs { { timeout = 0 }, { timeout = -1 }, { timeout = 0 / 0 },
-                            { connect_timeout = 0 }, { max_bytes = 0 }, { max_bytes = 1.5 } } do
+                            { timeout = 86400.5 }, { connect_timeout = 0 },
+                            { connect_timeout = 1 / 0 }, { max_bytes = 0 }, { max_bytes = 1.5 },
+                            { max_bytes = core.LIMITS.max_bytes + 1 }, { max_header_bytes = 0 },
+                            { max_header_bytes = core.LIMITS.max_header_bytes + 1 } } do
       assert.are.equal("invalid_argument", select(3, c:get(E .. "/fault/empty", opts)))
     end
     assert.are.equal("invalid_argument", select(3, core.http { timeout = -1 }))
-    assert.are.equal("invalid_argument", select(3, core.http { headers = { ["Bad Name"] = "x" } }))
+    -- What would split the request, or change which header is sent; other
+    -- checks of names are the Lua layer's.
+    for _, name in ipairs { "Bad\r\nName", "Bad\nName", "Bad\0Name", "", "X-A:b" } do
+      assert.are.equal("invalid_argument", select(3, core.http { headers = { [name] = "x" } }))
+    end
+    for _, value in ipairs { "a\rb", "a\nb", "a\0b" } do
+      assert.are.equal("invalid_argument", select(3, core.http { headers = { X = value } }))
+    end
   end)
 
   it("raises on misuse", function()
@@ -316,21 +326,3 @@ describe("the client object", function()
   end)
 end)
 
-describe("core._read_file", function()
-  it("reads a whole file", function()
-    local path = helpers.fixture_root() .. "/metadata-file/docs-ready-bridge.json"
-    assert.are.equal(helpers.read("metadata-file/docs-ready-bridge.json"), core._read_file(path))
-  end)
-
-  it("fails with io_error or too_large", function()
-    local s, msg, code = core._read_file("/nonexistent/ecs-metadata.json")
-    assert.is_nil(s)
-    assert.are.equal("io_error", code)
-    assert.matches("/nonexistent/ecs%-metadata%.json", msg)
-    assert.are.equal("io_error", select(3, core._read_file(helpers.fixture_root())))
-    local path = helpers.fixture_root() .. "/metadata-file/docs-ready-bridge.json"
-    assert.are.equal("too_large", select(3, core._read_file(path, 10)))
-    assert.has_error(function() core._read_file(path, 0) end)
-    assert.has_error(function() core._read_file() end)
-  end)
-end)

@@ -182,6 +182,22 @@ describe("core.decode", function()
       assert.are.equal(1.5, decode("15" .. ("0"):rep(400) .. "e-401"))
     end)
 
+    it("reads numbers of millions of digits, with counters that cannot overflow", function()
+      -- Every counter of the number parser is bounded whatever the token's
+      -- length (see parse_number); 2^31 digits, where an int would wrap,
+      -- would take gigabytes, so this takes 2^22 (2^24 outside valgrind).
+      local n = os.getenv("ECSM_UNDER_VALGRIND") and 4194304 or 16777216
+      local zeros = ("0"):rep(n)
+      assert.are.equal("bad_json: number out of range at byte 1", bad("1" .. zeros))
+      assert.are.equal("bad_json: number out of range at byte 2", bad("[-" .. ("7"):rep(n) .. "]"))
+      assert.are.equal(0.0, decode("0." .. zeros .. "1"))
+      assert.are.equal(1.0, decode("1" .. zeros .. "e-" .. n))
+      assert.are.equal(1.0, decode("0." .. zeros:sub(2) .. "1e" .. n))
+      assert.are.equal(10.0, decode(("9"):rep(n) .. ".5e-" .. n - 1))
+      assert.are.equal(1e-308, decode("1" .. zeros .. "e-" .. n + 308))
+      assert.are.equal("bad_json: invalid number at byte " .. n + 3, bad("1" .. zeros .. "ex"))
+    end)
+
     it("rejects numbers outside the double range", function()
       for _, s in ipairs { "1E400", "-1e400", "1e309", "1.8e308", "1" .. ("0"):rep(400),
                            "[1, 2e999999999999999999999]" } do
@@ -277,6 +293,43 @@ describe("core.decode", function()
       assert.are.equal("bad_json: unterminated string at byte 5", bad('"a\195\169'))
     end)
 
+    it("finds every byte that ends a run, at every distance from the start and the end", function()
+      -- The scans read 8 or 16 bytes at a time (SWAR, SSE2, NEON): a byte
+      -- that ends a run must be found in every lane of a word, in the tail
+      -- after the last whole word, and right at the end of the input.
+      local stops = {
+        { '"', nil },
+        { "\\n", "\n" },
+        { "\1", "bad_json: control character in string" },
+        { "\31", "bad_json: control character in string" },
+        { "\195\169", "\195\169" },
+        { "\255", "bad_json: invalid UTF-8 in string" },
+        { "\127", "\127" },
+      }
+      for before = 0, 40 do
+        for after = 0, 20 do
+          local a, b = ("a"):rep(before), ("b"):rep(after)
+          for _, stop in ipairs(stops) do
+            local s = '"' .. a .. stop[1] .. b .. '"'
+            if stop[1] == '"' then
+              assert.are.equal("bad_json: unexpected data after the value at byte " .. before + 3,
+                               bad(s))
+              assert.are.equal(a, decode('"' .. a .. '"'))
+            elseif stop[2]:sub(1, 9) == "bad_json:" then
+              assert.are.equal(stop[2] .. " at byte " .. before + 2, bad(s))
+            else
+              assert.are.equal(a .. stop[2] .. b, decode(s))
+              assert.are.equal(a .. stop[2], decode('["' .. a .. stop[1] .. '"]')[1])
+            end
+          end
+          -- The same bytes in a key.
+          assert.are.equal(1, decode('{"' .. a .. "\\t" .. b .. '":1}')[a .. "\t" .. b])
+          assert.are.equal("bad_json: control character in string at byte " .. before + 3,
+                           bad('{"' .. a .. "\2" .. b .. '":1}'))
+        end
+      end
+    end)
+
     it("rejects raw control characters", function()
       for c = 0, 31 do
         assert.are.equal("bad_json: control character in string at byte 3",
@@ -291,6 +344,27 @@ describe("core.decode", function()
       assert.are.equal(("\n"):rep(5000), decode('"' .. ("\\n"):rep(5000) .. '"'))
       assert.are.equal(("\226\130\172"):rep(3000), decode('"' .. ("\\u20ac"):rep(3000) .. '"'))
       assert.are.equal(s .. "\t" .. s, decode('"' .. s .. "\\t" .. s .. '"'))
+    end)
+  end)
+
+  describe("whitespace", function()
+    it("skips runs of every length and kind, and stops at the first other byte", function()
+      local runs = { " ", "\t", "\n", "\r", "\r\n", "\n  ", "\n\t\t", " \t" }
+      for n = 0, 40 do
+        for _, unit in ipairs(runs) do
+          local ws = unit:rep(n):sub(1, n)
+          assert.are.same({ 1, 2 }, decode("[" .. ws .. "1" .. ws .. "," .. ws .. "2" .. ws .. "]"))
+          assert.are.same({ a = true }, decode(ws .. '{' .. ws .. '"a"' .. ws .. ":" .. ws .. "true}" .. ws))
+          assert.are.equal(7, decode(ws .. "7" .. ws))
+          -- A control byte, NUL or a non-ASCII byte inside the run ends it.
+          for _, other in ipairs { "\0", "\11", "\12", "\31", "\128", "\255", "x" } do
+            assert.are.equal("bad_json: unexpected character at byte " .. #ws + 2,
+                             bad("[" .. ws .. other .. ws .. "1]"))
+            assert.are.equal("bad_json: unexpected data after the value at byte " .. #ws + 2,
+                             bad("1" .. ws .. other .. ws))
+          end
+        end
+      end
     end)
   end)
 
@@ -493,12 +567,26 @@ describe("core.decode", function()
       assert.has_error(function() decode("1", "x") end)
       assert.has_error(function() decode("1", { keep_null = 1 }) end)
       assert.has_error(function() decode("1", { array_mt = true }) end)
-      assert.has_error(function() decode("1", { max_depth = 0 }) end)
-      assert.has_error(function() decode("1", { max_depth = -3 }) end)
-      assert.has_error(function() decode("1", { max_depth = 1.5 }) end)
       assert.has_error(function() decode("1", { max_depth = "3" }) end)
+      assert.has_error(function() decode("1", { max_depth = true }) end)
+      -- A type error raises even when another option is out of range.
+      assert.has_error(function() decode("1", { max_depth = 0, array_mt = 1 }) end)
       assert.are.equal(1, decode("1", {}))
       assert.are.equal(1, decode("1", nil))
+    end)
+
+    it("answers invalid_argument for a max_depth out of range, up to 100000", function()
+      local msg = "decode: max_depth must be a whole number from 1 to 100000"
+      for _, depth in ipairs { 0, -3, 1.5, 100001, 1e10, 2^31, 2^53, 1e300, math.huge,
+                               -math.huge, 0 / 0 } do
+        local r = { decode("[[1]]", { max_depth = depth }) }
+        assert.are.same({ nil, msg, "invalid_argument" }, r, tostring(depth))
+        -- ... and the next call is as if nothing had happened.
+        assert.are.same({ { 1 } }, decode("[[1]]"))
+      end
+      assert.are.same({ { 1 } }, decode("[[1]]", { max_depth = 100000 }))
+      assert.are.same({ { 1 } }, decode("[[1]]", { max_depth = 2.0 }))
+      assert.are.equal(1000, core.DEFAULT_MAX_DEPTH)
     end)
   end)
 
@@ -527,9 +615,16 @@ describe("core.decode", function()
     it("rejects 100,000 levels at once", function()
       assert.are.equal("bad_json: nesting too deep at byte 1001", bad(nest(100000, "[", "]")))
       assert.are.equal("bad_json: nesting too deep at byte 1001", bad(("["):rep(100000)))
-      -- Allowed that deep, it decodes where the Lua stack holds it (5.3+)
-      -- and is bad_json where it does not (8000 slots on LuaJIT and 5.1).
-      local v, msg = decode(nest(100000, "[", "]", "1"), { max_depth = 1000000 })
+      -- Allowed that deep (the most max_depth allows), it decodes where the
+      -- Lua stack holds it (5.3+) and is bad_json where it does not (8000
+      -- slots on LuaJIT and 5.1).
+      local over = bad(nest(100001, "[", "]", "1"), { max_depth = 100000 })
+      if over:find("for the Lua stack", 1, true) then
+        assert.matches("^bad_json: nesting too deep for the Lua stack at byte %d+$", over)
+      else
+        assert.are.equal("bad_json: nesting too deep at byte 100001", over)
+      end
+      local v, msg = decode(nest(100000, "[", "]", "1"), { max_depth = 100000 })
       if v == nil then
         assert.are.equal("bad_json: nesting too deep for the Lua stack at byte ", msg:match("^.-byte "))
       else

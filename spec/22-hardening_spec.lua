@@ -229,3 +229,44 @@ describe("v2 container ids", function()
     assert.are.equal(0, helpers.stats().total)
   end)
 end)
+
+describe("configuration errors and replies that are not HTTP", function()
+  before_each(function()
+    helpers.reset()
+  end)
+
+  it("answer TLS against a plain-http endpoint as invalid_argument, never retried", function()
+    local https = E:gsub("^http:", "https:")
+    -- OpenSSL's first handshake is slow under valgrind: a timeout that never
+    -- decides the answer.
+    local c = helpers.client({ ECS_CONTAINER_METADATA_URI_V4 = https .. "/v4/fargate" },
+                             { retries = 5, timeout = 30 })
+    local v, msg, code = c:task()
+    assert.is_nil(v)
+    assert.are.equal("invalid_argument", code)
+    assert.matches("TLS", msg, 1, true)
+    assert.is_nil(msg:find("attempts", 1, true), msg)
+  end)
+
+  it("answer a reply that is not HTTP as unreachable, and retry it", function()
+    for _, kind in ipairs { "no-status", "status-1000", "bad-version" } do
+      local base = E .. "/fault/not-http/" .. kind
+      local c = helpers.client({ ECS_CONTAINER_METADATA_URI_V4 = base }, { retries = 1, error_ttl = 0 })
+      local v, msg, code = c:task()
+      assert.is_nil(v)
+      assert.are.equal("unreachable", code, kind)
+      assert.matches("(after 2 attempts)", msg, 1, true)
+    end
+  end)
+
+  it("take max_header_bytes from the schema, per client and per call", function()
+    local base = E .. "/fault/repeated-headers"
+    local c = helpers.client({ ECS_CONTAINER_METADATA_URI_V4 = base }, { max_header_bytes = 1024 })
+    assert.are.equal("too_large", select(3, c:task()))
+    assert.is_table(assert(c:task { max_header_bytes = 262144 }))
+    local v, msg, code = ecs.new { max_header_bytes = 262145 }
+    assert.is_nil(v)
+    assert.are.equal("invalid_argument", code)
+    assert.matches("^new: max_header_bytes", msg)
+  end)
+end)

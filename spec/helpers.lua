@@ -17,11 +17,12 @@
 --                             under the fixture root first
 --   helpers.stats()           the endpoint's request counters (/_stats)
 --   helpers.reset()           clears counters and endpoint state (/_reset)
---   helpers.interpreter()     the command of an interpreter like this one
 --   helpers.run_lua(src, env) runs src in a fresh interpreter like this one,
 --                             with env changes (false unsets); returns
 --                             stdout, exit status, stderr
 --   helpers.shell_quote(s)    s quoted for sh
+--   helpers.interpreter()     the command that starts an interpreter like
+--                             this one ($ECSM_LUA, else luajit or lua5.N)
 --   helpers.client(env, ...)  an ecs_metadata client with opts.env = env and
 --                             link_local_url = the endpoint, then the option
 --                             tables ... merged in order

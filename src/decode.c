@@ -5,7 +5,8 @@
  * One pass over the bytes builds the Lua values directly. The items of an
  * open array or object wait on the Lua stack and the table is created once,
  * exactly sized, at the closing bracket; nesting is tracked in an explicit
- * frame stack, never by C recursion.
+ * frame stack, never by C recursion. The loops over whitespace and over a
+ * string's plain bytes are in decode_scan.h (SSE2, NEON or portable SWAR).
  *
  * Choices and caveats:
  * - Strict RFC 8259: one value with only space, tab, LF and CR around it; no
@@ -37,8 +38,9 @@
  *   key.
  * - Arrays get opts.array_mt (empty ones too); objects get no metatable, so
  *   an empty JSON object and an empty array without array_mt look alike.
- * - Depth: more than max_depth (default ECSM_DEFAULT_MAX_DEPTH) nested
- *   arrays and objects is bad_json. Pending items live on the Lua stack;
+ * - Depth: more than max_depth (default ECSM_DEFAULT_MAX_DEPTH, at most
+ *   ECSM_MAX_MAX_DEPTH; core.decode answers invalid_argument for a value
+ *   out of that range) nested arrays and objects is bad_json. Pending items live on the Lua stack;
  *   when it cannot grow (LuaJIT and 5.1 allow a C function 8000 slots) they
  *   are moved into their tables early, so arrays of any length decode
  *   everywhere, and only nesting that no longer fits even then is bad_json.
@@ -54,19 +56,7 @@
 #include <string.h>
 
 #include "ecsm.h"
-
-#if defined(__SSE2__) && defined(__GNUC__)
-#include <emmintrin.h>
-#define ECSM_SSE2 1
-#else
-#define ECSM_SSE2 0
-#endif
-
-#if defined(__GNUC__)
-#define ECSM_INLINE inline __attribute__((always_inline))
-#else
-#define ECSM_INLINE inline
-#endif
+#include "decode_scan.h"
 
 /* The fast float path relies on each double operation rounding once. */
 #if defined(FLT_EVAL_METHOD) && FLT_EVAL_METHOD == 0
@@ -132,25 +122,6 @@ int ecsm_decode_stack_limit = 0;    /* 0: no pretence */
 
 #define IS_DIGIT(c) ((unsigned)((c) - '0') < 10u)
 
-/* Whitespace: space, tab, LF, CR. */
-static const unsigned char ws_class[256] = {
-    ['\t'] = 1, ['\n'] = 1, ['\r'] = 1, [' '] = 1
-};
-
-/* 1 for bytes that a string can contain as they are and that end no fast
- * scan: printable ASCII except '"' and '\\'. */
-#define R8(v) v, v, v, v, v, v, v, v
-static const unsigned char str_plain[256] = {
-    R8(0), R8(0), R8(0), R8(0),                     /* 0x00-0x1f */
-    1, 1, 0, 1, 1, 1, 1, 1, R8(1),                  /* 0x20-0x2f, '"' */
-    R8(1), R8(1), R8(1), R8(1),                     /* 0x30-0x4f */
-    R8(1), 1, 1, 1, 1, 0, 1, 1, 1,                  /* 0x50-0x5f, '\\' */
-    R8(1), R8(1), R8(1), R8(1),                     /* 0x60-0x7f */
-    R8(0), R8(0), R8(0), R8(0), R8(0), R8(0), R8(0), R8(0),
-    R8(0), R8(0), R8(0), R8(0), R8(0), R8(0), R8(0), R8(0)
-};
-#undef R8
-
 static int hex_value(unsigned c)
 {
     if (c - '0' < 10)
@@ -184,10 +155,23 @@ typedef struct ecsm_keycache {
 } ecsm_keycache;
 
 
+/*
+ * An array's item count may pass INT_MAX (the Lua stack never holds more
+ * than a million, but items are moved into the table as the stack fills),
+ * so it is a lua_Integer: 64 bits on 5.3+, where rawseti takes one. On 5.1
+ * and LuaJIT rawseti takes an int, and their tables refuse to grow past
+ * 2^28 or so items ("table overflow") long before that.
+ */
+#if LUA_VERSION_NUM >= 503
+#define RAWSETI(L, t, i) lua_rawseti((L), (t), (i))
+#else
+#define RAWSETI(L, t, i) lua_rawseti((L), (t), (int)(i))
+#endif
+
 typedef struct ecsm_frame {
     int base;     /* stack slot of the table (a nil placeholder until made) */
     int kind;     /* FRAME_ARRAY or FRAME_OBJECT */
-    int done;     /* items already in the table, -1 while it is not made */
+    lua_Integer done;  /* items already in the table, -1 while not made */
     int dups;     /* an object that may have duplicate keys */
     uint64_t serial;  /* an object's serial, for the key cache */
 } ecsm_frame;
@@ -276,7 +260,7 @@ static void flush_frames(ecsm_parser *ps)
         if (f->kind == FRAME_ARRAY) {
             for (j = 0; j < k; j++) {
                 lua_pushvalue(L, lo + j);
-                lua_rawseti(L, f->base, f->done + j + 1);
+                RAWSETI(L, f->base, f->done + j + 1);
             }
             f->done += k;
         } else {
@@ -364,7 +348,8 @@ static void close_array(ecsm_parser *ps)
 {
     lua_State *L = ps->L;
     ecsm_frame *f = &ps->frames[--ps->nframes];
-    int base = f->base, n = ps->top - base, i;
+    int base = f->base, n = ps->top - base;
+    lua_Integer i;
 
     if (f->done < 0) {
         lua_createtable(L, n, 0);
@@ -372,7 +357,7 @@ static void close_array(ecsm_parser *ps)
         f->done = 0;
     }
     for (i = f->done + n; i > f->done; i--)
-        lua_rawseti(L, base, i);     /* pops the top item */
+        RAWSETI(L, base, i);         /* pops the top item */
     ps->top = base;
     if (ps->opts->array_mt) {
         lua_pushvalue(L, ps->opts->array_mt);
@@ -410,35 +395,11 @@ static void close_object(ecsm_parser *ps)
 
 /* {====================================================== scanning */
 
-#if ECSM_SSE2
-static int first_bit(unsigned m)
-{
-    return __builtin_ctz(m);
-}
-#endif
-
 /* The out-of-line part of skip_ws. */
 static const unsigned char *skip_ws_run(const unsigned char *p,
                                         const unsigned char *end)
 {
-#if ECSM_SSE2
-    while (end - p >= 16) {
-        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
-        __m128i m = _mm_or_si128(
-            _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8(' ')),
-                         _mm_cmpeq_epi8(v, _mm_set1_epi8('\n'))),
-            _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('\t')),
-                         _mm_cmpeq_epi8(v, _mm_set1_epi8('\r'))));
-        unsigned bits = (unsigned)_mm_movemask_epi8(m) ^ 0xffffu;
-
-        if (bits)
-            return p + first_bit(bits);
-        p += 16;
-    }
-#endif
-    while (p < end && ws_class[*p])
-        p++;
-    return p;
+    return ecsm_scan_ws(p, end);
 }
 
 /* Skips JSON whitespace; returns the first other byte or end. Every byte
@@ -452,6 +413,17 @@ static ECSM_INLINE const unsigned char *skip_ws(const unsigned char *p,
     if (end - p >= 2 && *p == ' ' && p[1] > ' ')
         return p + 1;
     return skip_ws_run(p, end);
+}
+
+/* The first byte at or after p that ends a plain run inside a string: a
+ * quote, a backslash, a control character or a non-ASCII byte; or end.
+ * Inlined into its three callers, the decoder runs 0.4 % fewer
+ * instructions on the corpus with SSE2 and 1.7 % fewer with SWAR
+ * (bench/decode-callgrind). */
+static ECSM_INLINE const unsigned char *scan_plain(const unsigned char *p,
+                                                   const unsigned char *end)
+{
+    return ecsm_scan_plain(p, end);
 }
 
 /*
@@ -508,8 +480,7 @@ static const unsigned char *string_slow(ecsm_parser *ps,
     for (;;) {
         unsigned c;
 
-        while (p < end && str_plain[*p])
-            p++;
+        p = scan_plain(p, end);
         if (p == end)
             return fail(ps, "unterminated string", p);
         c = *p;
@@ -603,33 +574,6 @@ static const unsigned char *string_slow(ecsm_parser *ps,
     }
     ps->top++;
     return p + 1;
-}
-
-/* The first byte at or after p that ends a plain run inside a string: a
- * quote, a backslash, a control character or a non-ASCII byte; or end. */
-static const unsigned char *scan_plain(const unsigned char *p,
-                                       const unsigned char *end)
-{
-#if ECSM_SSE2
-    const __m128i quote = _mm_set1_epi8('"'), bslash = _mm_set1_epi8('\\');
-    const __m128i space = _mm_set1_epi8(' ');
-
-    while (end - p >= 16) {
-        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
-        /* Signed compare: bytes >= 0x80 are negative, so they count too. */
-        __m128i m = _mm_or_si128(
-            _mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, bslash)),
-            _mm_cmplt_epi8(v, space));
-        unsigned bits = (unsigned)_mm_movemask_epi8(m);
-
-        if (bits)
-            return p + first_bit(bits);
-        p += 16;
-    }
-#endif
-    while (p < end && str_plain[*p])
-        p++;
-    return p;
 }
 
 /* Pushes the string whose contents start at p (after the opening quote).
@@ -820,6 +764,11 @@ static int number_strtod(ecsm_parser *ps, const unsigned char *s,
  * NULL. Up to 19 significant digits are gathered exactly in a uint64 and
  * the power of ten in exp10; when either is incomplete ("exact" is 0) the
  * value comes from strtod.
+ *
+ * No counter here grows with the token: "digits" stops at 19, exp10 moves
+ * only while it is above -ECSM_EXP_LIMIT, and the exponent's digits are
+ * gathered only while below ECSM_EXP_LIMIT, so a number of any length (the
+ * token is a size_t span, e - s) never overflows an int.
  */
 #define ECSM_EXP_LIMIT 100000
 static const unsigned char *parse_number(ecsm_parser *ps,
@@ -841,11 +790,12 @@ static const unsigned char *parse_number(ecsm_parser *ps,
             return fail(ps, "invalid number", p);
     } else if ((unsigned)(*p - '1') < 9u) {
         do {
-            if (digits < 19)
+            if (digits < 19) {
                 v = v * 10 + (unsigned)(*p - '0');
-            else
+                digits++;
+            } else {
                 exact = 0;
-            digits++;
+            }
             p++;
         } while (p < end && IS_DIGIT(*p));
     } else {
@@ -1136,8 +1086,8 @@ int ecsm_json_decode(lua_State *L, const char *s, size_t len,
         return 1;
     }
     lua_settop(L, base);
-    snprintf(msg, sizeof msg, "bad_json: %s at byte %lu", ps.what,
-             (unsigned long)(ps.where - ps.start) + 1);
+    snprintf(msg, sizeof msg, "bad_json: %s at byte %llu", ps.what,
+             (unsigned long long)(ps.where - ps.start) + 1);
     lua_pushstring(L, msg);
     return 0;
 }
@@ -1146,19 +1096,29 @@ int ecsm_json_decode(lua_State *L, const char *s, size_t len,
 
 /* {====================================================== Lua side */
 
+static void option_type_error(lua_State *L, const char *name,
+                              const char *expected)
+{
+    luaL_error(L, "bad option '%s' (%s expected, got %s)", name, expected,
+               luaL_typename(L, -1));
+}
+
 /*
  * Reads the options table at idx (idx 0, none or nil: defaults). Always
  * pushes exactly one value, the array_mt table or nil, which the caller
  * leaves in place while decoding; opts->array_mt is its absolute index.
+ * Every option's type is checked (misuse raises) before any range.
  */
-void ecsm_json_checkopts(lua_State *L, int idx, ecsm_json_opts *opts)
+const char *ecsm_json_checkopts(lua_State *L, int idx, ecsm_json_opts *opts)
 {
+    const char *bad = NULL;
+
     opts->keep_null = 0;
     opts->array_mt = 0;
     opts->max_depth = ECSM_DEFAULT_MAX_DEPTH;
     if (idx == 0 || lua_isnoneornil(L, idx)) {
         lua_pushnil(L);
-        return;
+        return NULL;
     }
     idx = idx < 0 && idx > LUA_REGISTRYINDEX ? lua_gettop(L) + idx + 1 : idx;
     luaL_checktype(L, idx, LUA_TTABLE);
@@ -1166,41 +1126,54 @@ void ecsm_json_checkopts(lua_State *L, int idx, ecsm_json_opts *opts)
     lua_getfield(L, idx, "keep_null");
     if (!lua_isnil(L, -1)) {
         if (!lua_isboolean(L, -1))
-            luaL_argerror(L, idx, "keep_null must be a boolean");
+            option_type_error(L, "keep_null", "boolean");
         opts->keep_null = lua_toboolean(L, -1);
     }
     lua_pop(L, 1);
 
     lua_getfield(L, idx, "max_depth");
     if (!lua_isnil(L, -1)) {
-        lua_Number n = lua_type(L, -1) == LUA_TNUMBER ? lua_tonumber(L, -1)
-                                                      : 0;
+        lua_Number n;
 
+        if (lua_type(L, -1) != LUA_TNUMBER)
+            option_type_error(L, "max_depth", "number");
+        n = lua_tonumber(L, -1);
         /* The range is checked first, so the cast is defined. */
-        if (!(n >= 1 && n <= 2147483647.0 && n == (lua_Number)(int)n))
-            luaL_argerror(L, idx, "max_depth must be a positive integer");
-        opts->max_depth = (int)n;
+        if (n >= 1 && n <= ECSM_MAX_MAX_DEPTH && n == (lua_Number)(int)n)
+            opts->max_depth = (int)n;
+        else
+            bad = "max_depth must be a whole number from 1 to "
+                  ECSM_STRINGIFY(ECSM_MAX_MAX_DEPTH);
     }
     lua_pop(L, 1);
 
     lua_getfield(L, idx, "array_mt");
     if (!lua_isnil(L, -1)) {
         if (!lua_istable(L, -1))
-            luaL_argerror(L, idx, "array_mt must be a table");
+            option_type_error(L, "array_mt", "table");
         opts->array_mt = lua_gettop(L);
     }
+    if (bad != NULL) {
+        /* Should a caller decode all the same: no array, no object. */
+        opts->max_depth = 0;
+        return bad;
+    }
+    return NULL;
 }
 
-/* core.decode(s [, opts]) -> value | nil, "bad_json: ...", "bad_json" */
+/* core.decode(s [, opts]) -> value | nil, "bad_json: ...", "bad_json"
+ *                          | nil, "decode: <option> ...", "invalid_argument" */
 static int json_decode(lua_State *L)
 {
     size_t len;
-    const char *s;
+    const char *s, *bad;
     ecsm_json_opts opts;
 
     luaL_checktype(L, 1, LUA_TSTRING);
     s = lua_tolstring(L, 1, &len);
-    ecsm_json_checkopts(L, 2, &opts);
+    bad = ecsm_json_checkopts(L, 2, &opts);
+    if (bad != NULL)
+        return ecsm_fail(L, ECSM_E_INVALID_ARGUMENT, "decode: %s", bad);
     if (ecsm_json_decode(L, s, len, &opts))
         return 1;
     lua_pushnil(L);
@@ -1219,6 +1192,10 @@ void ecsm_json_register(lua_State *L)
     ecsm_setfuncs(L, json_functions);
     lua_pushlightuserdata(L, NULL);
     lua_setfield(L, -2, "null");
+    lua_pushliteral(L, ECSM_SCAN_NAME);
+    lua_setfield(L, -2, "_decode_scan");
+    lua_pushinteger(L, ECSM_DEFAULT_MAX_DEPTH);
+    lua_setfield(L, -2, "DEFAULT_MAX_DEPTH");
 }
 
 /* }====================================================== */

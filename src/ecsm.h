@@ -1,7 +1,8 @@
 /*
  * ecsm.h -- private interface between the files of ecs_metadata.core.
  *
- * core.c      luaopen_ecs_metadata_core: the module table, curl_global_init
+ * core.c      luaopen_ecs_metadata_core: the module table, curl_global_init;
+ *             the process: core._pid, core._random, the fork generation
  * http.c      the HTTP object on one libcurl easy handle
  * decode.c    the JSON decoder (core.decode, core.null)
  * file.c      core._read_file
@@ -38,9 +39,25 @@
 /* Pushes nil, message, code and returns 3, the count a C function returns. */
 int ecsm_fail(lua_State *L, const char *code, const char *fmt, ...);
 
+/* ---- core.c ---- */
+
+/*
+ * Incremented in the child of every fork() (a pthread_atfork handler, set up
+ * once per process). Whatever belongs to one process (a connection, a
+ * random sequence) records the value with the pid, and compares both before
+ * use. Written only in a child right after fork, while it has one thread.
+ */
+extern unsigned ecsm_fork_generation;
+
 /* ---- decode.c ---- */
 
 #define ECSM_DEFAULT_MAX_DEPTH 1000
+/* The largest max_depth accepted: more could not fit the Lua stack anyway
+ * (a level takes at least one slot, and Lua allows a million). */
+#define ECSM_MAX_MAX_DEPTH     100000
+
+#define ECSM_STRINGIFY_(x) #x
+#define ECSM_STRINGIFY(x) ECSM_STRINGIFY_(x)
 
 typedef struct ecsm_json_opts {
     int keep_null;    /* keep JSON null as core.null in objects too */
@@ -54,8 +71,12 @@ typedef struct ecsm_json_opts {
  * option, as misuse does everywhere in this module. Always pushes exactly
  * one value, the array_mt table or nil, and records its absolute index in
  * opts->array_mt: the caller leaves it in place until decoding is done.
+ * Returns NULL, or what is wrong with a value out of range (max_depth not
+ * a whole number in 1..ECSM_MAX_MAX_DEPTH), which the caller answers as
+ * invalid_argument; opts->max_depth is then 0, which refuses every array
+ * and object, should it decode anyway.
  */
-void ecsm_json_checkopts(lua_State *L, int idx, ecsm_json_opts *opts);
+const char *ecsm_json_checkopts(lua_State *L, int idx, ecsm_json_opts *opts);
 
 /*
  * Decodes s[0..len). On success pushes the value and returns 1. On malformed
@@ -77,6 +98,9 @@ void ecsm_json_register(lua_State *L);
 void ecsm_http_register(lua_State *L);
 
 /* ---- file.c ---- */
+
+/* The largest max_bytes read_file accepts: 1 GiB, the HTTP client's too. */
+#define ECSM_MAX_FILE_MAX_BYTES (1024 * 1024 * 1024)
 
 /* Adds read_file to the module table at the top of the stack. */
 void ecsm_file_register(lua_State *L);

@@ -1,6 +1,12 @@
 /*
  * file.c -- core._read_file(path [, max_bytes]): a whole file as a string,
- * for the container metadata file.
+ * for the container metadata file and the authorization token file.
+ *
+ * Only a regular file is read. The path is opened with O_NONBLOCK, so that
+ * opening a FIFO without a writer (or a device that would wait) returns at
+ * once, and anything fstat does not call a regular file is io_error before
+ * any read; O_NONBLOCK is then cleared for the reads of the regular file.
+ * O_NOCTTY keeps a terminal named by mistake from becoming the process's.
  *
  * The descriptor lives in a small userdata whose __gc closes it, so a memory
  * error while the contents grow in a luaL_Buffer cannot leak it. The size is
@@ -45,18 +51,44 @@ static int io_failure(lua_State *L, ecsm_file_guard *g, const char *path,
     return ecsm_fail(L, ECSM_E_IO, "%s: %s: %s", path, what, strerror(err));
 }
 
+/* What a file that is not regular is, for the message. */
+static const char *file_kind(mode_t mode)
+{
+    if (S_ISDIR(mode))
+        return "a directory";
+    if (S_ISFIFO(mode))
+        return "a FIFO";
+    if (S_ISSOCK(mode))
+        return "a socket";
+    if (S_ISCHR(mode))
+        return "a character device";
+    if (S_ISBLK(mode))
+        return "a block device";
+    return "not a regular file";
+}
+
 static int read_file(lua_State *L)
 {
     const char *path = luaL_checkstring(L, 1);
-    lua_Number max = luaL_optnumber(L, 2, ECSM_DEFAULT_FILE_MAX_BYTES);
     ecsm_file_guard *g;
     struct stat st;
     luaL_Buffer b;
-    size_t limit, total = 0;
+    size_t limit = ECSM_DEFAULT_FILE_MAX_BYTES, total = 0;
+    int flags;
 
-    luaL_argcheck(L, max >= 1 && max <= (lua_Number)(SIZE_MAX / 4), 2,
-                  "max_bytes must be a positive number");
-    limit = (size_t)max;
+    if (!lua_isnoneornil(L, 2)) {
+        lua_Number max;
+
+        luaL_checktype(L, 2, LUA_TNUMBER);
+        max = lua_tonumber(L, 2);
+        /* The range is checked first, so the cast is defined. */
+        if (!(max >= 1 && max <= ECSM_MAX_FILE_MAX_BYTES
+              && max == (lua_Number)(size_t)max))
+            return ecsm_fail(L, ECSM_E_INVALID_ARGUMENT,
+                             "read_file: max_bytes must be a whole number "
+                             "from 1 to %d", ECSM_MAX_FILE_MAX_BYTES);
+        limit = (size_t)max;
+    }
 
     g = ecsm_newuserdata(L, sizeof *g);
     g->fd = -1;
@@ -64,15 +96,21 @@ static int read_file(lua_State *L)
     lua_setmetatable(L, -2);
 
     do {
-        g->fd = open(path, O_RDONLY | O_CLOEXEC);
+        g->fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
     } while (g->fd < 0 && errno == EINTR);
     if (g->fd < 0)
         return io_failure(L, g, path, "cannot open", errno);
     if (fstat(g->fd, &st) != 0)
         return io_failure(L, g, path, "cannot stat", errno);
-    if (S_ISDIR(st.st_mode))
-        return io_failure(L, g, path, "cannot read", EISDIR);
-    if (S_ISREG(st.st_mode) && (size_t)st.st_size > limit)
+    if (!S_ISREG(st.st_mode)) {
+        guard_release(g);
+        return ecsm_fail(L, ECSM_E_IO, "%s: cannot read: %s, not a regular "
+                         "file", path, file_kind(st.st_mode));
+    }
+    flags = fcntl(g->fd, F_GETFL);
+    if (flags < 0 || fcntl(g->fd, F_SETFL, flags & ~O_NONBLOCK) < 0)
+        return io_failure(L, g, path, "cannot read", errno);
+    if ((uintmax_t)st.st_size > limit)
         goto too_large;
 
     luaL_buffinit(L, &b);
@@ -107,7 +145,7 @@ static int read_file(lua_State *L)
 too_large:
     guard_release(g);
     return ecsm_fail(L, ECSM_E_TOO_LARGE, "%s: larger than max_bytes (%d)",
-                     path, (int)(limit > 0x7fffffff ? 0x7fffffff : limit));
+                     path, (int)limit);
 }
 
 static const luaL_Reg file_functions[] = {

@@ -3,40 +3,73 @@
  * easy handle per object, so consecutive requests reuse the connection.
  *
  * Caveats:
- *  - Nothing here calls back into Lua while libcurl runs: the write and
- *    header callbacks only append to buffers the client owns. A Lua error can
+ *  - Nothing here calls back into Lua while libcurl runs: the write, header
+ *    and socket callbacks only touch memory the object owns. A Lua error can
  *    therefore never longjmp through libcurl, and everything allocated in C
  *    (buffers, header lists) hangs off the userdata, so __gc frees it even
  *    when a memory error interrupts a request half way.
+ *  - Lua code can still run during a request: a finalizer at any Lua
+ *    allocation (while the headers table is built, while get_json decodes
+ *    straight from the receive buffer), an __index metamethod of opts. Such
+ *    code must not touch the object's buffers, so an object in use refuses
+ *    to be used again ("re-entered during a request", a misuse error) and a
+ *    close() is deferred to the end of the call. Each method runs its work
+ *    under lua_pcall, so a Lua error escaping half way (a memory error, a
+ *    finalizer's error on 5.1-5.3) still clears the flag before it goes on.
+ *  - A connection belongs to the process that opened it. After fork() the
+ *    child holds copies of the parent's sockets; using them, or closing the
+ *    handle (TLS sends close_notify) would interleave two processes' bytes
+ *    on one connection. So every socket the handle opens is recorded, and at
+ *    its first request (or close) in another process the object puts an
+ *    unconnected socket over each inherited one before it cleans the old
+ *    handle up, then starts again with a new handle.
  *  - HTTP statuses are not errors here: a 404 is a body, 404 and headers.
  *    Failures are transport failures only: unreachable, timeout, too_large,
- *    invalid_argument.
+ *    invalid_argument (an url or option this object cannot use, TLS against
+ *    an endpoint that does not speak it). A reply that is not HTTP is
+ *    unreachable: something else answered on that port.
  *  - Proxies named in the environment are ignored, redirects are not
  *    followed and only http and https are spoken: the endpoints this module
  *    reads are on the local link, and a container's HTTP_PROXY must not
- *    capture them.
+ *    capture them. CR, LF and NUL are refused in the url and in header
+ *    names and values (they would split the request); other checks of urls
+ *    and headers belong to the Lua layer, for every transport alike.
  *  - Messages name the method, the url (without user info or query) or the
  *    caller's label for it, and libcurl's reason; never a header value.
  */
 #include <ctype.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <unistd.h>
 
 #include <curl/curl.h>
 
 #include "ecsm.h"
 
-#define ECSM_DEFAULT_TIMEOUT         3.0                  /* seconds */
-#define ECSM_DEFAULT_CONNECT_TIMEOUT 1.0                  /* seconds */
-#define ECSM_DEFAULT_MAX_BYTES       (4 * 1024 * 1024)    /* bytes */
+#define ECSM_DEFAULT_TIMEOUT          3.0                  /* seconds */
+#define ECSM_DEFAULT_CONNECT_TIMEOUT  1.0                  /* seconds */
+#define ECSM_DEFAULT_MAX_BYTES        (4 * 1024 * 1024)    /* bytes */
+/* The response's header section and chunked trailers together. libcurl
+ * caps a header section itself at 300 KB, but not trailers. */
+#define ECSM_DEFAULT_MAX_HEADER_BYTES (64 * 1024)          /* bytes */
+/* Upper bounds of the options: a larger value is invalid_argument. The
+ * header bound stays under libcurl's own cap, so too many header bytes are
+ * always this object's too_large, never libcurl's receive error. */
+#define ECSM_MAX_SECONDS              86400.0
+#define ECSM_MAX_MAX_BYTES            (1024 * 1024 * 1024)
+#define ECSM_MAX_MAX_HEADER_BYTES     (256 * 1024)
 /* A receive buffer larger than this is freed after its request, so one big
- * answer does not pin its memory for the client's lifetime. */
-#define ECSM_KEEP_BUFFER             (1024 * 1024)
-#define ECSM_MAX_SECONDS             86400.0
-#define ECSM_USER_AGENT              "ecs-metadata-lua/" ECSM_VERSION
+ * answer does not pin its memory for the object's lifetime. */
+#define ECSM_KEEP_BUFFER              (1024 * 1024)
+#define ECSM_KEEP_HEADER_BUFFER       (16 * 1024)
+#define ECSM_USER_AGENT               "ecs-metadata-lua/" ECSM_VERSION
 
 typedef struct ecsm_buf {
     char *data;
@@ -44,11 +77,12 @@ typedef struct ecsm_buf {
     size_t cap;
 } ecsm_buf;
 
-/* What a request may set, over the client's own defaults. */
+/* What a request may set, over the object's own defaults. */
 typedef struct ecsm_settings {
     long timeout_ms;
     long connect_timeout_ms;
     size_t max_bytes;
+    size_t max_header_bytes;
     int success_headers;   /* a headers table for 2xx answers too */
 } ecsm_settings;
 
@@ -67,16 +101,34 @@ typedef struct ecsm_applied {
     int plain_get;                     /* the handle is set up for a GET */
 } ecsm_applied;
 
+/* A socket the handle opened, and which one it is: after a fork, or once
+ * the program closed the descriptor and reused its number, the inode tells
+ * whether the descriptor still is that socket. */
+typedef struct ecsm_socket {
+    int fd;
+    dev_t dev;
+    ino_t ino;
+} ecsm_socket;
+
 typedef struct ecsm_http {
     CURL *curl;                        /* NULL once closed */
-    struct curl_slist *base_headers;   /* the client's own, always sent */
+    pid_t pid;                         /* the process curl's sockets are of */
+    unsigned fork_generation;          /* ecsm_fork_generation then */
+    int busy;                          /* a method is running */
+    int close_pending;                 /* close() was called meanwhile */
+    ecsm_socket *sockets;              /* the open ones, in no order */
+    size_t nsockets, sockets_cap;
+    struct curl_slist *base_headers;   /* the object's own, always sent */
     struct curl_slist *call_headers;   /* a request's merged list, or NULL */
     ecsm_applied applied;
     ecsm_buf body;
     ecsm_buf head;
     ecsm_settings defaults;
     size_t limit;                      /* max_bytes of the request under way */
-    int too_large;
+    size_t header_limit;               /* its max_header_bytes */
+    size_t header_total;               /* header and trailer bytes seen */
+    int too_large;                     /* the body passed limit */
+    int headers_too_large;             /* the headers passed header_limit */
     int out_of_memory;
     char error[CURL_ERROR_SIZE];
 } ecsm_http;
@@ -140,11 +192,18 @@ static size_t on_body(char *p, size_t size, size_t n, void *ud)
     return len;
 }
 
+/* Header lines and, after a chunked body, trailer lines: all of them count
+ * against header_limit, which no new response (after a 1xx) resets. */
 static size_t on_header(char *p, size_t size, size_t n, void *ud)
 {
     ecsm_http *c = ud;
     size_t len = size * n;
 
+    if (len > c->header_limit - c->header_total) {
+        c->headers_too_large = 1;
+        return 0;
+    }
+    c->header_total += len;
     /* A new status line starts a new response (after a 100 Continue). */
     if (len >= 5 && memcmp(p, "HTTP/", 5) == 0)
         c->head.len = 0;
@@ -155,6 +214,114 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud)
     memcpy(c->head.data + c->head.len, p, len);
     c->head.len += len;
     return len;
+}
+
+static curl_socket_t on_open_socket(void *ud, curlsocktype purpose,
+                                    struct curl_sockaddr *addr)
+{
+    ecsm_http *c = ud;
+    struct stat st;
+    int fd;
+
+    (void)purpose;
+    if (c->nsockets == c->sockets_cap) {
+        size_t cap = c->sockets_cap ? 2 * c->sockets_cap : 4;
+        ecsm_socket *grown = realloc(c->sockets, cap * sizeof *grown);
+        if (grown == NULL) {
+            c->out_of_memory = 1;
+            return CURL_SOCKET_BAD;
+        }
+        c->sockets = grown;
+        c->sockets_cap = cap;
+    }
+    fd = socket(addr->family, addr->socktype, addr->protocol);
+    if (fd < 0)
+        return CURL_SOCKET_BAD;
+    if (fstat(fd, &st) != 0) {
+        close(fd);
+        return CURL_SOCKET_BAD;
+    }
+    /* A program this one runs has no business with the connection. */
+    (void)fcntl(fd, F_SETFD, FD_CLOEXEC);
+    c->sockets[c->nsockets].fd = fd;
+    c->sockets[c->nsockets].dev = st.st_dev;
+    c->sockets[c->nsockets].ino = st.st_ino;
+    c->nsockets++;
+    return fd;
+}
+
+static int on_close_socket(void *ud, curl_socket_t fd)
+{
+    ecsm_http *c = ud;
+    size_t i;
+
+    for (i = 0; i < c->nsockets; i++)
+        if (c->sockets[i].fd == fd) {
+            c->sockets[i] = c->sockets[--c->nsockets];
+            break;
+        }
+    return close(fd);
+}
+
+/* ===================================================================== */
+/* Processes                                                              */
+/* ===================================================================== */
+
+/* True in the process that made the handle's connections. The fork
+ * generation catches every fork(), even one whose child got the pid the
+ * object's first process had; the pid, a child made some other way. */
+static int in_own_process(const ecsm_http *c)
+{
+    return c->fork_generation == ecsm_fork_generation && c->pid == getpid();
+}
+
+static void note_process(ecsm_http *c)
+{
+    c->pid = getpid();
+    c->fork_generation = ecsm_fork_generation;
+}
+
+/*
+ * In another process than the one that opened them: puts an unconnected
+ * socket over each descriptor of the handle, so that whatever libcurl does
+ * with them on cleanup (close, a TLS close_notify) reaches nothing the first
+ * process still uses. Returns 0, touching nothing more, when a descriptor is
+ * no longer the socket that was opened (the program closed it, and may have
+ * reused the number): then the handle must not be cleaned up at all.
+ */
+static int detach_sockets(ecsm_http *c)
+{
+    size_t i;
+
+    for (i = 0; i < c->nsockets; i++) {
+        struct stat st;
+        if (fstat(c->sockets[i].fd, &st) != 0
+            || st.st_dev != c->sockets[i].dev
+            || st.st_ino != c->sockets[i].ino)
+            return 0;
+    }
+    for (i = 0; i < c->nsockets; i++) {
+        int blank = socket(AF_UNIX, SOCK_STREAM, 0);
+        int ok = blank >= 0 && dup2(blank, c->sockets[i].fd) >= 0;
+        if (blank >= 0)
+            close(blank);
+        if (!ok)
+            return 0;
+    }
+    return 1;
+}
+
+/* Cleans up the handle; one inherited from another process only once its
+ * sockets are detached, else it is left as it is (a little memory, never a
+ * byte on another process's connection). */
+static void drop_handle(ecsm_http *c)
+{
+    if (c->curl == NULL)
+        return;
+    if (in_own_process(c) || detach_sockets(c))
+        curl_easy_cleanup(c->curl);
+    c->curl = NULL;
+    c->nsockets = 0;
 }
 
 /* ===================================================================== */
@@ -170,7 +337,7 @@ static void option_type_error(lua_State *L, const char *name,
 }
 
 /* Reads a duration in seconds into milliseconds. Returns 0 when the value is
- * not a positive, finite number of seconds. */
+ * not a positive number of seconds up to ECSM_MAX_SECONDS. */
 static int read_seconds(lua_State *L, int idx, const char *name, long *ms)
 {
     lua_Number s;
@@ -190,21 +357,42 @@ static int read_seconds(lua_State *L, int idx, const char *name, long *ms)
     return 1;
 }
 
+/* Reads a whole number of bytes, 1..max. Returns 0 when out of range. */
+static int read_bytes(lua_State *L, int idx, const char *name, size_t max,
+                      size_t *bytes)
+{
+    lua_Number n;
+
+    lua_getfield(L, idx, name);
+    if (lua_isnil(L, -1)) {
+        lua_pop(L, 1);
+        return 1;
+    }
+    if (lua_type(L, -1) != LUA_TNUMBER)
+        option_type_error(L, name, "number");
+    n = lua_tonumber(L, -1);
+    lua_pop(L, 1);
+    if (!(n >= 1 && n <= (lua_Number)max && n == floor(n)))
+        return 0;
+    *bytes = (size_t)n;
+    return 1;
+}
+
 /*
- * Reads timeout, connect_timeout, max_bytes and response_headers from the
- * table at idx (0 = no table) over the values already in *s. Returns NULL, or what is wrong with
- * a value; that becomes an invalid_argument failure.
+ * Reads timeout, connect_timeout, max_bytes, max_header_bytes and
+ * response_headers from the table at idx (0 = no table) over the values
+ * already in *s. Returns NULL, or what is wrong with a value; that becomes
+ * an invalid_argument failure.
  */
 static const char *read_settings(lua_State *L, int idx, ecsm_settings *s)
 {
-    lua_Number max;
-
     if (idx == 0)
         return NULL;
     if (!read_seconds(L, idx, "timeout", &s->timeout_ms))
-        return "timeout must be a positive number of seconds";
+        return "timeout must be a positive number of seconds, at most 86400";
     if (!read_seconds(L, idx, "connect_timeout", &s->connect_timeout_ms))
-        return "connect_timeout must be a positive number of seconds";
+        return "connect_timeout must be a positive number of seconds, "
+               "at most 86400";
     lua_getfield(L, idx, "response_headers");
     if (!lua_isnil(L, -1)) {
         if (lua_type(L, -1) != LUA_TBOOLEAN)
@@ -212,47 +400,33 @@ static const char *read_settings(lua_State *L, int idx, ecsm_settings *s)
         s->success_headers = lua_toboolean(L, -1);
     }
     lua_pop(L, 1);
-    lua_getfield(L, idx, "max_bytes");
-    if (!lua_isnil(L, -1)) {
-        if (lua_type(L, -1) != LUA_TNUMBER)
-            option_type_error(L, "max_bytes", "number");
-        max = lua_tonumber(L, -1);
-        if (!(max >= 1 && max <= (lua_Number)(SIZE_MAX / 4)
-              && max == floor(max))) {
-            lua_pop(L, 1);
-            return "max_bytes must be a positive whole number";
-        }
-        s->max_bytes = (size_t)max;
-    }
-    lua_pop(L, 1);
+    if (!read_bytes(L, idx, "max_bytes", ECSM_MAX_MAX_BYTES, &s->max_bytes))
+        return "max_bytes must be a whole number of bytes, 1 to 1073741824";
+    if (!read_bytes(L, idx, "max_header_bytes", ECSM_MAX_MAX_HEADER_BYTES,
+                    &s->max_header_bytes))
+        return "max_header_bytes must be a whole number of bytes, "
+               "1 to 262144";
     return NULL;
 }
 
-static int is_token_char(unsigned char ch)
-{
-    return isalnum(ch) || (ch != 0 && strchr("!#$%&'*+-.^_`|~", ch) != NULL);
-}
-
-static int valid_header_name(const char *s, size_t len)
-{
-    size_t i;
-
-    if (len == 0)
-        return 0;
-    for (i = 0; i < len; i++)
-        if (!is_token_char((unsigned char)s[i]))
-            return 0;
-    return 1;
-}
-
-static int valid_header_value(const char *s, size_t len)
+/* CR and LF would end the header line (and could start another one, or the
+ * body); libcurl would cut the line at a NUL. */
+static int has_line_break_or_nul(const char *s, size_t len)
 {
     size_t i;
 
     for (i = 0; i < len; i++)
         if (s[i] == '\r' || s[i] == '\n' || s[i] == '\0')
-            return 0;
-    return 1;
+            return 1;
+    return 0;
+}
+
+/* A name is sent as given, but it must stay one name: libcurl reads the
+ * line "name: value" up to its first colon. */
+static int valid_header_name(const char *s, size_t len)
+{
+    return len > 0 && !has_line_break_or_nul(s, len)
+        && memchr(s, ':', len) == NULL;
 }
 
 static int same_header_name(const char *line, const char *name, size_t len)
@@ -305,8 +479,9 @@ static const char *append_headers(lua_State *L, int idx,
         name = lua_tolstring(L, -2, &nlen);
         value = lua_tolstring(L, -1, &vlen);
         if (!valid_header_name(name, nlen))
-            bad = "header name %s is not an HTTP token";
-        else if (!valid_header_value(value, vlen))
+            bad = "header name %s is empty or has a colon, a line break "
+                  "or NUL in it";
+        else if (has_line_break_or_nul(value, vlen))
             bad = "header %s has a line break or NUL in its value";
         if (bad != NULL) {
             size_t n = nlen < bad_size - 1 ? nlen : bad_size - 1;
@@ -344,7 +519,7 @@ static void append_missing(lua_State *L, struct curl_slist **list,
 }
 
 /* ===================================================================== */
-/* The client object                                                      */
+/* The object                                                             */
 /* ===================================================================== */
 
 static ecsm_http *check_http(lua_State *L)
@@ -356,15 +531,13 @@ static ecsm_http *check_http(lua_State *L)
     return c;
 }
 
-/* Frees everything the client holds; safe to run any number of times. */
-static int http_close(lua_State *L)
+/* Frees everything the object holds; safe to run any number of times. */
+static void release(ecsm_http *c)
 {
-    ecsm_http *c = luaL_checkudata(L, 1, ECSM_HTTP_MT);
-
-    if (c->curl != NULL) {
-        curl_easy_cleanup(c->curl);
-        c->curl = NULL;
-    }
+    drop_handle(c);
+    free(c->sockets);
+    c->sockets = NULL;
+    c->nsockets = c->sockets_cap = 0;
     curl_slist_free_all(c->call_headers);
     c->call_headers = NULL;
     curl_slist_free_all(c->base_headers);
@@ -373,7 +546,32 @@ static int http_close(lua_State *L)
     memset(&c->applied, 0, sizeof c->applied);
     buf_free(&c->body);
     buf_free(&c->head);
+    c->close_pending = 0;
+}
+
+/* http:close(), __gc, __close: during a call (a finalizer closing the object
+ * it interrupted) the buffers are in use, so the call closes it on its way
+ * out instead. */
+static int http_close(lua_State *L)
+{
+    ecsm_http *c = luaL_checkudata(L, 1, ECSM_HTTP_MT);
+
+    if (c->busy)
+        c->close_pending = 1;
+    else
+        release(c);
     return 0;
+}
+
+/* http:_buffers() -> the capacities of the body and header buffers, for
+ * the specs to see that one big answer does not pin its memory. */
+static int http_buffers(lua_State *L)
+{
+    ecsm_http *c = luaL_checkudata(L, 1, ECSM_HTTP_MT);
+
+    lua_pushinteger(L, (lua_Integer)c->body.cap);
+    lua_pushinteger(L, (lua_Integer)c->head.cap);
+    return 2;
 }
 
 static int http_tostring(lua_State *L)
@@ -411,9 +609,30 @@ static CURLcode set_fixed_options(ecsm_http *c)
     SET(CURLOPT_WRITEDATA, (void *)c);
     SET(CURLOPT_HEADERFUNCTION, on_header);
     SET(CURLOPT_HEADERDATA, (void *)c);
+    SET(CURLOPT_OPENSOCKETFUNCTION, on_open_socket);
+    SET(CURLOPT_OPENSOCKETDATA, (void *)c);
+    SET(CURLOPT_CLOSESOCKETFUNCTION, on_close_socket);
+    SET(CURLOPT_CLOSESOCKETDATA, (void *)c);
     SET(CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
 #undef SET
     return rc;
+}
+
+/* Gives the object a new easy handle with the fixed options, and forgets
+ * what the previous one had been given. Raises when libcurl cannot. */
+static void new_handle(lua_State *L, ecsm_http *c)
+{
+    free(c->applied.url);
+    memset(&c->applied, 0, sizeof c->applied);
+    c->curl = curl_easy_init();
+    if (c->curl == NULL)
+        luaL_error(L, "curl_easy_init failed");
+    note_process(c);
+    if (set_fixed_options(c) != CURLE_OK) {
+        curl_easy_cleanup(c->curl);
+        c->curl = NULL;
+        luaL_error(L, "libcurl refused a basic option");
+    }
 }
 
 /*
@@ -441,6 +660,7 @@ static int http_new(lua_State *L)
     c->defaults.timeout_ms = (long)(ECSM_DEFAULT_TIMEOUT * 1000);
     c->defaults.connect_timeout_ms = (long)(ECSM_DEFAULT_CONNECT_TIMEOUT * 1000);
     c->defaults.max_bytes = ECSM_DEFAULT_MAX_BYTES;
+    c->defaults.max_header_bytes = ECSM_DEFAULT_MAX_HEADER_BYTES;
     c->defaults.success_headers = 1;
     bad = read_settings(L, opts, &c->defaults);
     if (bad != NULL)
@@ -462,11 +682,7 @@ static int http_new(lua_State *L)
         lua_pop(L, 1);
     }
 
-    c->curl = curl_easy_init();
-    if (c->curl == NULL)
-        return luaL_error(L, "curl_easy_init failed");
-    if (set_fixed_options(c) != CURLE_OK)
-        return luaL_error(L, "libcurl refused a basic option: %s", c->error);
+    new_handle(L, c);
     lua_pushvalue(L, self);
     return 1;
 }
@@ -518,6 +734,40 @@ static int valid_method(const char *m)
     return i > 0 && i <= 16;
 }
 
+static int is_tls_failure(CURLcode rc)
+{
+    switch (rc) {
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_SSL_ENGINE_NOTFOUND:
+    case CURLE_SSL_ENGINE_SETFAILED:
+    case CURLE_SSL_CERTPROBLEM:
+    case CURLE_SSL_CIPHER:
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_USE_SSL_FAILED:
+    case CURLE_SSL_ENGINE_INITFAILED:
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SSL_SHUTDOWN_FAILED:
+    case CURLE_SSL_CRL_BADFILE:
+    case CURLE_SSL_ISSUER_ERROR:
+    case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+    case CURLE_SSL_INVALIDCERTSTATUS:
+#if LIBCURL_VERSION_NUM >= 0x074900
+    case CURLE_SSL_CLIENTCERT:
+#endif
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+/*
+ * The code of a failed transfer. TLS failures are invalid_argument: TLS
+ * against an endpoint that speaks plain http (all of ECS's do) fails the
+ * same way every time, so retrying cannot help. UNSUPPORTED_PROTOCOL can
+ * only be the reply here (the scheme was checked before): no status line,
+ * HTTP/0.9, a status or version that is not HTTP's. That is some other
+ * server on the port, or a broken one: unreachable, like a reset.
+ */
 static const char *failure_code(CURLcode rc, const ecsm_http *c)
 {
     switch (rc) {
@@ -526,13 +776,43 @@ static const char *failure_code(CURLcode rc, const ecsm_http *c)
     case CURLE_FILESIZE_EXCEEDED:
         return ECSM_E_TOO_LARGE;
     case CURLE_WRITE_ERROR:
-        return c->too_large ? ECSM_E_TOO_LARGE : ECSM_E_UNREACHABLE;
+        return c->too_large || c->headers_too_large ? ECSM_E_TOO_LARGE
+                                                    : ECSM_E_UNREACHABLE;
     case CURLE_URL_MALFORMAT:
-    case CURLE_UNSUPPORTED_PROTOCOL:
         return ECSM_E_INVALID_ARGUMENT;
     default:
-        return ECSM_E_UNREACHABLE;
+        return is_tls_failure(rc) ? ECSM_E_INVALID_ARGUMENT
+                                  : ECSM_E_UNREACHABLE;
     }
+}
+
+/* Pushes nil, message, code for a transfer that failed with rc. */
+static int push_failure(lua_State *L, const ecsm_http *c, CURLcode rc,
+                        const char *method, const char *url, int opts,
+                        const ecsm_settings *s)
+{
+    const char *code = failure_code(rc, c);
+    const char *why = c->error[0] ? c->error : curl_easy_strerror(rc);
+    const char *label;
+
+    push_label(L, opts, url);
+    label = lua_tostring(L, -1);
+    if (strcmp(code, ECSM_E_TOO_LARGE) == 0 && c->headers_too_large)
+        return ecsm_fail(L, code, "%s %s: the response headers are larger "
+                         "than max_header_bytes (%d)", method, label,
+                         (int)s->max_header_bytes);
+    if (strcmp(code, ECSM_E_TOO_LARGE) == 0)
+        return ecsm_fail(L, code, "%s %s: the answer is larger than "
+                         "max_bytes (%d)", method, label,
+                         (int)s->max_bytes);
+    if (is_tls_failure(rc))
+        return ecsm_fail(L, code, "%s %s: TLS failed, the endpoint may not "
+                         "speak TLS (ECS endpoints are plain http): %s",
+                         method, label, why);
+    if (rc == CURLE_UNSUPPORTED_PROTOCOL)
+        return ecsm_fail(L, code, "%s %s: the reply is not HTTP: %s",
+                         method, label, why);
+    return ecsm_fail(L, code, "%s %s: %s", method, label, why);
 }
 
 /* Gives the handle the url, headers and settings of this request, each
@@ -578,21 +858,29 @@ static void apply_options(lua_State *L, ecsm_http *c, const char *url,
 
 /*
  * Runs one request. On success returns 0 with the answer in c->body and
- * c->head, its status in *status and the request's settings in *used. On failure pushes nil, message, code
- * and returns 3. Arguments: the url at index url_arg, a body (or NULL), and
- * an opts table at index opts (0 = none).
+ * c->head, its status in *status and the request's settings in *used. On
+ * failure pushes nil, message, code and returns 3. Arguments: the url at
+ * index url_arg, a body (or NULL), and an opts table at index opts (0 =
+ * none). Runs only inside a guarded call (see guarded).
  */
 static int perform(lua_State *L, ecsm_http *c, const char *method,
                    int url_arg, const char *body, size_t body_len, int opts,
                    long *status, ecsm_settings *used)
 {
     size_t url_len;
-    const char *url = luaL_checklstring(L, url_arg, &url_len);
+    const char *url = lua_tolstring(L, url_arg, &url_len);
     ecsm_settings s = c->defaults;
     const char *bad;
     char bad_name[64] = "";
     CURLcode rc;
-    CURL *h = c->curl;
+    CURL *h;
+
+    /* Inherited through fork(): start again on connections of our own. */
+    if (!in_own_process(c)) {
+        drop_handle(c);
+        new_handle(L, c);
+    }
+    h = c->curl;
 
     bad = read_settings(L, opts, &s);
     if (opts != 0) {
@@ -603,8 +891,8 @@ static int perform(lua_State *L, ecsm_http *c, const char *method,
     }
     if (bad == NULL && (url_len != strlen(url) || !has_http_scheme(url)))
         bad = "the url must be an http:// or https:// url";
-    if (bad == NULL && strpbrk(url, " \r\n\t") != NULL)
-        bad = "the url has white space in it";
+    if (bad == NULL && strpbrk(url, "\r\n") != NULL)
+        bad = "the url has a line break in it";
 
     /* The merged header list replaces the previous request's. */
     curl_slist_free_all(c->call_headers);
@@ -629,9 +917,11 @@ static int perform(lua_State *L, ecsm_http *c, const char *method,
     }
 
     c->body.len = c->head.len = 0;
-    c->too_large = c->out_of_memory = 0;
+    c->too_large = c->headers_too_large = c->out_of_memory = 0;
+    c->header_total = 0;
     c->error[0] = '\0';
     c->limit = s.max_bytes;
+    c->header_limit = s.max_header_bytes;
 
     apply_options(L, c, url, url_len, &s);
     if (strcmp(method, "GET") == 0) {
@@ -664,18 +954,17 @@ static int perform(lua_State *L, ecsm_http *c, const char *method,
         curl_easy_setopt(h, CURLOPT_POSTFIELDS, (char *)NULL);
     if (c->out_of_memory)
         return luaL_error(L, "not enough memory");
-    if (rc != CURLE_OK) {
-        const char *code = failure_code(rc, c);
-        push_label(L, opts, url);
-        if (strcmp(code, ECSM_E_TOO_LARGE) == 0)
-            return ecsm_fail(L, code, "%s %s: the answer is larger than "
-                             "max_bytes (%d)", method, lua_tostring(L, -1),
-                             (int)(s.max_bytes > INT_MAX ? INT_MAX
-                                                         : s.max_bytes));
-        return ecsm_fail(L, code, "%s %s: %s", method, lua_tostring(L, -1),
-                         c->error[0] ? c->error : curl_easy_strerror(rc));
-    }
+    if (rc != CURLE_OK)
+        return push_failure(L, c, rc, method, url, opts, &s);
     curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, status);
+    /* libcurl refuses these itself; a status out of HTTP's three digits
+     * must never pass for an answer. */
+    if (*status < 100 || *status > 999) {
+        push_label(L, opts, url);
+        return ecsm_fail(L, ECSM_E_UNREACHABLE, "%s %s: the reply is not "
+                         "HTTP: status %d", method, lua_tostring(L, -1),
+                         (int)*status);
+    }
     *used = s;
     return 0;
 }
@@ -685,18 +974,50 @@ static char ascii_lower(char ch)
     return ch >= 'A' && ch <= 'Z' ? (char)(ch | 0x20) : ch;
 }
 
-/* Pushes a table of the response headers: lowercase name -> value, with
- * repeated headers joined by ", ". */
+/* The headers table at t has, for each repeated name, a list of its values
+ * in order: joins each list into one string, "a, b, c". */
+static void join_repeated(lua_State *L, int t)
+{
+    lua_pushnil(L);
+    while (lua_next(L, t) != 0) {
+        if (lua_type(L, -1) == LUA_TTABLE) {
+            int list = lua_gettop(L);
+            int i, n = (int)ecsm_rawlen(L, list);
+            luaL_Buffer b;
+
+            lua_pushvalue(L, list - 1);
+            luaL_buffinit(L, &b);
+            for (i = 1; i <= n; i++) {
+                if (i > 1)
+                    luaL_addlstring(&b, ", ", 2);
+                lua_rawgeti(L, list, i);
+                luaL_addvalue(&b);
+            }
+            luaL_pushresult(&b);
+            /* Assigning to a key that exists does not disturb lua_next. */
+            lua_rawset(L, t);
+        }
+        lua_pop(L, 1);
+    }
+}
+
+/*
+ * Pushes a table of the response headers: lowercase name -> value, with
+ * repeated headers joined by ", ". A second value for a name turns its entry
+ * into a list that later ones are appended to, and the lists are joined at
+ * the end: linear in the size of the headers however often a name repeats.
+ */
 static void push_headers(lua_State *L, const ecsm_buf *head)
 {
     const char *p = head->data, *end = head->data + head->len;
-    int lines = 0;
+    int lines = 0, repeated = 0, t;
     const char *q;
 
     for (q = p; q < end; q++)
         lines += *q == '\n';
     /* Every line but the status line and the blank one is a header. */
     lua_createtable(L, 0, lines > 2 ? lines - 2 : 0);
+    t = lua_gettop(L);
     while (p < end) {
         const char *line = p;
         const char *eol = memchr(p, '\n', (size_t)(end - p));
@@ -728,17 +1049,31 @@ static void push_headers(lua_State *L, const ecsm_buf *head)
                              || v_end[-1] == '\t'))
             v_end--;
         lua_pushvalue(L, -1);
-        lua_rawget(L, -3);
-        if (lua_isnil(L, -1)) {
+        lua_rawget(L, t);
+        switch (lua_type(L, -1)) {
+        case LUA_TNIL:                           /* the first: the value */
             lua_pop(L, 1);
             lua_pushlstring(L, v, (size_t)(v_end - v));
-        } else {
-            lua_pushliteral(L, ", ");
+            lua_rawset(L, t);
+            break;
+        case LUA_TSTRING:                        /* the second: a list */
+            lua_createtable(L, 4, 0);
+            lua_insert(L, -2);
+            lua_rawseti(L, -2, 1);
             lua_pushlstring(L, v, (size_t)(v_end - v));
-            lua_concat(L, 3);
+            lua_rawseti(L, -2, 2);
+            lua_rawset(L, t);
+            repeated = 1;
+            break;
+        default:                                 /* later ones: appended */
+            lua_pushlstring(L, v, (size_t)(v_end - v));
+            lua_rawseti(L, -2, (int)ecsm_rawlen(L, -2) + 1);
+            lua_pop(L, 2);
+            break;
         }
-        lua_rawset(L, -3);
     }
+    if (repeated)
+        join_repeated(L, t);
 }
 
 /* Pushes the headers table, or nil for a 2xx answer when the request said
@@ -758,6 +1093,51 @@ static void trim_buffers(ecsm_http *c)
 {
     if (c->body.cap > ECSM_KEEP_BUFFER)
         buf_free(&c->body);
+    if (c->head.cap > ECSM_KEEP_HEADER_BUFFER)
+        buf_free(&c->head);
+}
+
+/* ===================================================================== */
+/* Guarded calls                                                          */
+/* ===================================================================== */
+
+/*
+ * Runs the method's work (its upvalue, a C function that finds the method's
+ * nargs arguments checked) with the object marked busy, under lua_pcall so
+ * that the mark is cleared whatever happens; then closes the object if a
+ * close() came meanwhile, frees buffers one big answer grew, and answers
+ * the work's results or raises its error. The work gets copies of the
+ * arguments (cheaper than moving them under it), so the object stays on
+ * this function's stack until it is done with it.
+ */
+static int guarded(lua_State *L, ecsm_http *c, int nargs)
+{
+    int top = lua_gettop(L);
+    int i, status;
+
+    if (c->busy)
+        return luaL_error(L, ECSM_HTTP_MT ": re-entered during a request "
+                          "(by a finalizer or a metamethod)");
+    /* The work is an upvalue and the copies fit in the LUA_MINSTACK slots
+     * a C function has: nothing allocates, so no finalizer can run
+     * between the check and the mark. */
+    if (top < nargs) {
+        lua_settop(L, nargs);          /* the missing ones are nil */
+        top = nargs;
+    }
+    lua_pushvalue(L, lua_upvalueindex(1));
+    for (i = 1; i <= nargs; i++)
+        lua_pushvalue(L, i);
+    c->busy = 1;
+    status = lua_pcall(L, nargs, LUA_MULTRET, 0);
+    c->busy = 0;
+    if (c->close_pending)
+        release(c);
+    else
+        trim_buffers(c);
+    if (status != 0)
+        return lua_error(L);
+    return lua_gettop(L) - top;
 }
 
 static int opts_index(lua_State *L, int idx)
@@ -782,8 +1162,16 @@ static int answer(lua_State *L, ecsm_http *c, const char *method,
     lua_pushlstring(L, c->body.data ? c->body.data : "", c->body.len);
     lua_pushinteger(L, (lua_Integer)status);
     push_response_headers(L, c, status, &used);
-    trim_buffers(c);
     return 3;
+}
+
+/* The work of each method, which sees the arguments as the method got
+ * them, checked. */
+static int get_work(lua_State *L)
+{
+    ecsm_http *c = lua_touserdata(L, 1);
+
+    return answer(L, c, "GET", 2, NULL, 0, lua_isnoneornil(L, 3) ? 0 : 3);
 }
 
 /* http:get(url [, opts]) -> body, status, headers | nil, message, code */
@@ -791,7 +1179,20 @@ static int http_get(lua_State *L)
 {
     ecsm_http *c = check_http(L);
 
-    return answer(L, c, "GET", 2, NULL, 0, opts_index(L, 3));
+    luaL_checkstring(L, 2);
+    opts_index(L, 3);
+    return guarded(L, c, 3);
+}
+
+static int request_work(lua_State *L)
+{
+    ecsm_http *c = lua_touserdata(L, 1);
+    size_t body_len = 0;
+    const char *body = lua_isnoneornil(L, 4) ? NULL
+                                             : lua_tolstring(L, 4, &body_len);
+
+    return answer(L, c, lua_tostring(L, 2), 3, body, body_len,
+                  lua_isnoneornil(L, 5) ? 0 : 5);
 }
 
 /* http:request(method, url, body|nil [, opts]) -> as http:get */
@@ -799,13 +1200,49 @@ static int http_request(lua_State *L)
 {
     ecsm_http *c = check_http(L);
     const char *method = luaL_checkstring(L, 2);
-    size_t body_len = 0;
-    const char *body = luaL_optlstring(L, 4, NULL, &body_len);
-    int opts = opts_index(L, 5);
 
+    luaL_checkstring(L, 3);
+    luaL_optstring(L, 4, NULL);
+    opts_index(L, 5);
     luaL_argcheck(L, valid_method(method), 2,
                   "method must be an upper-case HTTP token");
-    return answer(L, c, method, 3, body, body_len, opts);
+    return guarded(L, c, 5);
+}
+
+static int get_json_work(lua_State *L)
+{
+    ecsm_http *c = lua_touserdata(L, 1);
+    int opts = lua_isnoneornil(L, 3) ? 0 : 3;
+    ecsm_json_opts jopts;
+    long status = 0;
+    ecsm_settings used;
+    const char *bad;
+    int failed;
+
+    bad = ecsm_json_checkopts(L, opts, &jopts);
+    if (bad != NULL) {
+        push_label(L, opts, lua_tostring(L, 2));
+        return ecsm_fail(L, ECSM_E_INVALID_ARGUMENT, "GET %s: %s",
+                         lua_tostring(L, -1), bad);
+    }
+    failed = perform(L, c, "GET", 2, NULL, 0, opts, &status, &used);
+    if (failed)
+        return failed;
+    if (!ecsm_json_decode(L, c->body.data ? c->body.data : "", c->body.len,
+                          &jopts)) {
+        int why = lua_gettop(L);
+        push_label(L, opts, lua_tostring(L, 2));
+        lua_pushnil(L);
+        lua_pushfstring(L, "GET %s: %s", lua_tostring(L, why + 1),
+                        lua_tostring(L, why));
+        lua_pushliteral(L, ECSM_E_BAD_JSON);
+        lua_pushinteger(L, (lua_Integer)status);
+        push_headers(L, &c->head);
+        return 5;
+    }
+    lua_pushinteger(L, (lua_Integer)status);
+    push_response_headers(L, c, status, &used);
+    return 3;
 }
 
 /*
@@ -817,33 +1254,10 @@ static int http_request(lua_State *L)
 static int http_get_json(lua_State *L)
 {
     ecsm_http *c = check_http(L);
-    int opts = opts_index(L, 3);
-    ecsm_json_opts jopts;
-    long status = 0;
-    ecsm_settings used;
-    int failed;
 
-    ecsm_json_checkopts(L, opts, &jopts);
-    failed = perform(L, c, "GET", 2, NULL, 0, opts, &status, &used);
-    if (failed)
-        return failed;
-    if (!ecsm_json_decode(L, c->body.data ? c->body.data : "", c->body.len,
-                          &jopts)) {
-        int why = lua_gettop(L);
-        trim_buffers(c);
-        push_label(L, opts, lua_tostring(L, 2));
-        lua_pushnil(L);
-        lua_pushfstring(L, "GET %s: %s", lua_tostring(L, why + 1),
-                        lua_tostring(L, why));
-        lua_pushliteral(L, ECSM_E_BAD_JSON);
-        lua_pushinteger(L, (lua_Integer)status);
-        push_headers(L, &c->head);
-        return 5;
-    }
-    trim_buffers(c);
-    lua_pushinteger(L, (lua_Integer)status);
-    push_response_headers(L, c, status, &used);
-    return 3;
+    luaL_checkstring(L, 2);
+    opts_index(L, 3);
+    return guarded(L, c, 3);
 }
 
 static const luaL_Reg http_functions[] = {
@@ -856,6 +1270,15 @@ static const luaL_Reg http_methods[] = {
     {"get_json", http_get_json},
     {"request", http_request},
     {"close", http_close},
+    {"_buffers", http_buffers},
+    {NULL, NULL}
+};
+
+/* The guarded work of a method, by the method's name (see guarded). */
+static const luaL_Reg http_methods_work[] = {
+    {"get", get_work},
+    {"get_json", get_json_work},
+    {"request", request_work},
     {NULL, NULL}
 };
 
@@ -868,11 +1291,48 @@ static const luaL_Reg http_metamethods[] = {
     {NULL, NULL}
 };
 
+/* Pushes the methods' table: each method that has guarded work gets it as
+ * its upvalue. */
+static void register_methods(lua_State *L)
+{
+    const luaL_Reg *m, *w;
+
+    lua_createtable(L, 0, (int)(sizeof http_methods / sizeof *http_methods));
+    for (m = http_methods; m->name != NULL; m++) {
+        for (w = http_methods_work; w->name != NULL; w++)
+            if (strcmp(w->name, m->name) == 0)
+                break;
+        if (w->name != NULL) {
+            lua_pushcfunction(L, w->func);
+            lua_pushcclosure(L, m->func, 1);
+        } else {
+            lua_pushcfunction(L, m->func);
+        }
+        lua_setfield(L, -2, m->name);
+    }
+}
+
+/* Pushes a table of the options' upper bounds, for the Lua layer's schema. */
+static void push_limits(lua_State *L)
+{
+    lua_createtable(L, 0, 5);
+    lua_pushinteger(L, ECSM_MAX_MAX_DEPTH);
+    lua_setfield(L, -2, "max_depth");
+    lua_pushnumber(L, ECSM_MAX_SECONDS);
+    lua_setfield(L, -2, "timeout");
+    lua_pushnumber(L, ECSM_MAX_SECONDS);
+    lua_setfield(L, -2, "connect_timeout");
+    lua_pushinteger(L, ECSM_MAX_MAX_BYTES);
+    lua_setfield(L, -2, "max_bytes");
+    lua_pushinteger(L, ECSM_MAX_MAX_HEADER_BYTES);
+    lua_setfield(L, -2, "max_header_bytes");
+}
+
 void ecsm_http_register(lua_State *L)
 {
     luaL_newmetatable(L, ECSM_HTTP_MT);
     ecsm_setfuncs(L, http_metamethods);
-    ecsm_newlib(L, http_methods);
+    register_methods(L);
     lua_setfield(L, -2, "__index");
     lua_pushliteral(L, ECSM_HTTP_MT);
     lua_setfield(L, -2, "__name");
@@ -885,4 +1345,8 @@ void ecsm_http_register(lua_State *L)
     lua_setfield(L, -2, "DEFAULT_CONNECT_TIMEOUT");
     lua_pushinteger(L, ECSM_DEFAULT_MAX_BYTES);
     lua_setfield(L, -2, "DEFAULT_MAX_BYTES");
+    lua_pushinteger(L, ECSM_DEFAULT_MAX_HEADER_BYTES);
+    lua_setfield(L, -2, "DEFAULT_MAX_HEADER_BYTES");
+    push_limits(L);
+    lua_setfield(L, -2, "LIMITS");
 }

@@ -84,6 +84,8 @@ local memo = (ngx and ngx.get_phase) and lua_memo or core._memo
 local _M = { memo = memo }
 local mt = { __index = _M }
 
+local UNKEPT = { invalid_argument = true, not_on_ecs = true, too_large = true }
+
 function _M.new()
     return setmetatable({
         entries = {},      -- key -> { value, time, expires, stale_until }
@@ -257,8 +259,10 @@ function _M:fetch(key, policy, fetch)
         return v
     end
 
+    -- Not kept: what never reached an endpoint, and what a call's own limits
+    -- made (too_large: another call with a larger max_bytes may well work).
     local error_ttl = policy.error_ttl or 0
-    if error_ttl > 0 and code ~= "invalid_argument" then
+    if error_ttl > 0 and not UNKEPT[code] then
         self.failures[key] = {
             until_ = clock() + error_ttl, msg = msg, code = code,
             status = status,

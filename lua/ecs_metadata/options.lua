@@ -28,6 +28,7 @@ local huge = math.huge
 local find = string.find
 local sort = table.sort
 
+local core = require "ecs_metadata.core"
 local errors = require "ecs_metadata.errors"
 local transport = require "ecs_metadata.transport"
 
@@ -35,14 +36,18 @@ local argerror = errors.argerror
 
 local _M = {}
 
--- Upper bounds: large enough for any real use, small enough that no later
--- arithmetic overflows (a timeout in milliseconds fits a C long).
-local MAX_SECONDS = 86400
-local MAX_BYTES = 1024 * 1024 * 1024
+-- Upper bounds: the C core's own (core.LIMITS: large enough for any real
+-- use, small enough that no later arithmetic overflows), so that a value
+-- accepted here is never refused below; retries are the Lua layer's.
+local LIMITS = core.LIMITS
+local MAX_SECONDS = floor(LIMITS.timeout)     -- a whole number, as messages print it
+local MAX_BYTES = LIMITS.max_bytes
+local MAX_HEADER_BYTES = LIMITS.max_header_bytes
 local MAX_RETRIES = 100
-local MAX_DEPTH = 10000
+local MAX_DEPTH = LIMITS.max_depth
 _M.MAX_SECONDS, _M.MAX_BYTES = MAX_SECONDS, MAX_BYTES
 _M.MAX_RETRIES, _M.MAX_DEPTH = MAX_RETRIES, MAX_DEPTH
+_M.MAX_HEADER_BYTES = MAX_HEADER_BYTES
 
 -- Seconds a result is kept, per function. Metadata changes rarely (a
 -- container's status, a task's health); stats and protection are asked for
@@ -121,6 +126,9 @@ local SPEC = {
                 check = whole(0, MAX_RETRIES) },
     max_bytes = { types = "number", scope = "both", default = 4 * 1024 * 1024,
                   check = whole(1, MAX_BYTES) },
+    max_header_bytes = { types = "number", scope = "both",
+                         default = core.DEFAULT_MAX_HEADER_BYTES,
+                         check = whole(1, MAX_HEADER_BYTES) },
     version = { types = "string", scope = "both", enum = VERSIONS },
     link_local_url = { types = "string", scope = "both",
                        default = "http://169.254.170.2", check = http_url },

@@ -188,6 +188,7 @@ local function run(c, o, method, url, body, how, as_string)
             connect_timeout = connect_timeout < left and connect_timeout
                 or left,
             max_bytes = o.max_bytes,
+            max_header_bytes = o.max_header_bytes,
             label = label,
             -- Only failures need the answer's headers (Retry-After).
             response_headers = false,
