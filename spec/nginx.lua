@@ -238,6 +238,9 @@ function M.start(conf)
     local dir = capture("mktemp -d " .. shell_quote((os.getenv("TMPDIR") or "/tmp")
                                                    .. "/ecsm-nginx.XXXXXX"))
     assert(run("mkdir -p " .. shell_quote(dir .. "/tmp")))
+    -- A config of its own may leave the workers to nginx's default user
+    -- (nobody, when the master is root): they must be able to enter dir.
+    assert(run("chmod 755 " .. shell_quote(dir)))
     for _, sub in ipairs(conf.dirs or {}) do
         assert(run("mkdir -p " .. shell_quote(dir .. "/" .. sub)))
     end
@@ -259,12 +262,14 @@ function M.start(conf)
                 or config(conf, dir, port, extra)
             write_file(dir .. "/nginx.conf", text)
             write_file(dir .. "/error.log", "")
-            -- Sanitizer runtimes that busted may run under are not nginx's.
+            -- Sanitizer runtimes that busted may run under are not nginx's,
+            -- nor are its Lua paths (LuaJIT would take them for ";;").
             local assign = {}
             for name, v in pairs(conf.process_env or {}) do
                 assign[#assign + 1] = shell_quote(name .. "=" .. v)
             end
             local cmd = "env -u LD_PRELOAD -u ASAN_OPTIONS -u UBSAN_OPTIONS "
+                .. "-u LUA_PATH -u LUA_CPATH -u LUA_INIT "
                 .. table.concat(assign, " ") .. " " .. shell_quote(NGINX) .. " -p " .. shell_quote(dir .. "/")
                 .. " -c " .. shell_quote(dir .. "/nginx.conf")
                 .. " -e " .. shell_quote(dir .. "/error.log")
