@@ -519,3 +519,41 @@ describe("the metadata file under nginx #nginx", function()
     assert.is_true(tonumber(waited) < 0.05, log)
   end)
 end)
+
+describe("Managed Instances daemon tasks under nginx #nginx", function()
+  local n
+
+  lazy_setup(function()
+    n = nginx.start {
+      workers = 4, env = { ECS_CONTAINER_METADATA_URI_V4 = E .. "/chunked/v4/managed" },
+      dicts = { ecs_metadata = "1m" },
+      server = [[
+        location = /tasks {
+            content_by_lua_block {
+                local tasks, msg = require("ecs_metadata").tasks()
+                if not tasks then ngx.status = 503 return ngx.say(msg) end
+                ngx.say(#tasks, " ", tasks[1].TaskARN)
+            }
+        }
+      ]],
+    }
+  end)
+
+  lazy_teardown(function()
+    if n then
+      n:stop()
+    end
+  end)
+
+  it("shares the checked array through the dict: one request for the node", function()
+    helpers.reset()
+    local want = cjson.decode(helpers.read(
+      "v4-task/otel-collector-managed-instances-tasks-array-no-networks.json"))
+    for _ = 1, 12 do
+      local body, status = n:get_new("/tasks")
+      assert.are.equal(200, status, body)
+      assert.are.equal(#want .. " " .. want[1].TaskARN .. "\n", body)
+    end
+    assert.are.equal(1, count("/chunked/v4/managed/tasks"))
+  end)
+end)

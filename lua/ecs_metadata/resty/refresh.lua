@@ -38,7 +38,7 @@ _M.DEFAULT_SOURCES = DEFAULT_SOURCES
 
 local KNOWN = {
     container = true, task = true, task_with_tags = true,
-    container_stats = true, task_stats = true,
+    container_stats = true, task_stats = true, tasks = true, tasks_stats = true,
 }
 
 -- every(c, seconds[, sources], fname) -> true | nil, msg, code
@@ -55,8 +55,8 @@ function _M.every(c, seconds, sources, fname)
     for _, what in ipairs(sources) do
         if not KNOWN[what] then
             argerror(2, fname, "unknown source '" .. tostring(what)
-                .. "' (container, task, task_with_tags, container_stats or "
-                .. "task_stats)")
+                .. "' (container, task, task_with_tags, container_stats, "
+                .. "task_stats, tasks or tasks_stats)")
         end
     end
     if not (seconds >= 0.1 and seconds < huge) then
