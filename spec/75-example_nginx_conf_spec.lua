@@ -46,6 +46,13 @@ describe("examples/nginx.conf #nginx", function()
     end
   end)
 
+  it("is the file the README shows", function()
+    local readme = read(nginx.ROOT .. "/README.md")
+    local shown = readme:match("\n### examples/nginx%.conf\n.-\n```nginx\n(.-)```\n")
+    assert.is_truthy(shown, "README has no examples/nginx.conf block")
+    assert.are.equal(text, shown)
+  end)
+
   it("answers the task summary as JSON and the Prometheus text", function()
     local want = cjson.decode(helpers.read("v4-task/docs-2020-fargate-query-metadata.json"))
     local body, status, headers = n:get("/task")
