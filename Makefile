@@ -125,7 +125,7 @@ test: $(MODULE) $(SPEC_HELPERS) $(NGINX_MODULE)
 
 # The specs with a collector that runs all the time (spec/gc_stress.lua), so
 # finalizers run inside the module's calls, as luv's CI does.
-test-gc: $(MODULE) $(SPEC_HELPERS)
+test-gc: $(MODULE) $(SPEC_HELPERS) $(NGINX_MODULE)
 	$(SERVE) $(RUN) $(BUSTED) --lua=$(LUA_BIN) --cpath=$(BUILD)/?.so \
 	    --helper=spec/gc_stress.lua $(BUSTED_FLAGS)
 
@@ -142,7 +142,7 @@ test-all:
 VALGRIND = valgrind --quiet --leak-check=full --errors-for-leak-kinds=definite \
            --show-leak-kinds=definite \
            --error-exitcode=1 --suppressions=.ci/valgrind.supp
-valgrind: $(MODULE) $(SPEC_HELPERS)
+valgrind: $(MODULE) $(SPEC_HELPERS) $(NGINX_MODULE)
 	$(SERVE) $(RUN) ECSM_UNDER_VALGRIND=1 \
 	    $(VALGRIND) $(LUA_BIN) $$(command -v $(BUSTED)) --cpath=$(BUILD)/?.so $(BUSTED_FLAGS)
 

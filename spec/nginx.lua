@@ -49,9 +49,16 @@ local function shell_quote(s)
     return "'" .. tostring(s):gsub("'", [['\'']]) .. "'"
 end
 
+-- A command line run without the sanitizer runtime that busted may run
+-- under (make SANITIZE=1): preloaded, it deadlocks some tools (pgrep, curl).
+local function clean(cmd)
+    return "env -u LD_PRELOAD -u ASAN_OPTIONS -u UBSAN_OPTIONS sh -c "
+        .. shell_quote(cmd)
+end
+
 -- Runs a shell command; true when it exits with 0 (on any Lua version).
 local function run(cmd)
-    local a, _, c = os.execute(cmd)
+    local a, _, c = os.execute(clean(cmd))
     if type(a) == "number" then
         return a == 0
     end
@@ -75,7 +82,7 @@ local function write_file(path, s)
 end
 
 local function capture(cmd)
-    local p = assert(io.popen(cmd))
+    local p = assert(io.popen(clean(cmd)))
     local s = p:read("*a")
     p:close()
     return (s:gsub("%s+$", ""))
@@ -133,7 +140,14 @@ end
 -- connection holds one, and below endpoint/serve's (20000-31999); spread by
 -- time and pid, so that instances started at once differ. (Not math.random:
 -- the specs must not move the library's random state.)
-local port_seed = os.time() + tonumber(capture("echo $PPID")) * 7919
+-- This Lua process (the parent of the shell popen starts).
+local SPEC_PID = (function()
+    local p = assert(io.popen("echo $PPID"))
+    local pid = tonumber(p:read("*a"))
+    p:close()
+    return pid
+end)()
+local port_seed = os.time() + SPEC_PID * 7919
 local function next_port(attempt)
     port_seed = (port_seed * 1103515245 + 12345 + attempt) % 2147483648
     return 10000 + port_seed % 10000
@@ -295,6 +309,10 @@ function M.start(conf)
         error("spec/nginx: nginx did not start:\n" .. log, 2)
     end
     self.pid = tonumber(read_file(dir .. "/" .. (conf.pid or "nginx.pid")))
+    -- nginx is a daemon: should this process die before stop(), a watchdog
+    -- stops that master (by its pid) within a second.
+    run(M.detached(("while kill -0 %d && kill -0 %d; do sleep 1; done; kill -TERM %d")
+        :format(SPEC_PID, self.pid, self.pid)) .. " >/dev/null 2>&1 &")
     self.http = assert(core.http { timeout = 5 })
     for _ = 1, 200 do
         local _, status = self.http:get(self:url(conf.ready or "/_nginx_ready"))
@@ -397,14 +415,20 @@ local function wrk_ms(s)
     return n * ({ us = 0.001, ms = 1, s = 1000, m = 60000 })[unit]
 end
 
+-- A bash command line that runs script without the descriptors this
+-- process has open (a long-lived child would keep its sockets alive).
+function M.detached(script)
+    return "bash -c " .. shell_quote("for fd in /proc/$$/fd/*; do fd=${fd##*/}; "
+        .. "if [ \"$fd\" -gt 2 ]; then eval \"exec $fd>&-\"; fi; done 2>/dev/null; "
+        .. script)
+end
+
 -- The shell command that runs wrk with its arguments: without the
 -- sanitizer runtime, and without the descriptors this process has open
 -- (wrk sizes its event loop for its own connections: an inherited fd 30
 -- makes its connections fail as "connect" errors).
 function M.wrk_command(args)
-    return "bash -c " .. shell_quote("for fd in /proc/$$/fd/*; do fd=${fd##*/}; "
-        .. "if [ \"$fd\" -gt 2 ]; then eval \"exec $fd>&-\"; fi; done; "
-        .. "exec env -u LD_PRELOAD wrk " .. args)
+    return M.detached("exec env -u LD_PRELOAD wrk " .. args)
 end
 
 -- wrk(url, {seconds = 2, connections = 16, threads = 2}) runs Debian's wrk
@@ -417,6 +441,7 @@ function M.wrk(url, o)
         o.threads or 2, o.connections or 16, seconds, shell_quote(url))) .. " 2>&1"
     local text = capture(cmd)
     local r = { text = text }
+    -- (capture runs it without the sanitizer runtime)
     r.requests = tonumber(text:match("(%d+) requests in"))
     r.rps = tonumber(text:match("Requests/sec:%s*([%d.]+)"))
     r.p50 = wrk_ms(text:match("\n%s*50%%%s+(%S+)") or "")

@@ -414,6 +414,11 @@ local function wait_for_other(self, key, policy, fetch, e)
                     release(store, key, token)
                     return got.value, got.fetched_at
                 end
+                msg, code, status = kept_failure(store, key)
+                if msg then
+                    release(store, key, token)
+                    return failed(seen, policy, ngx_now(), msg, code, status)
+                end
                 return refresh_locked(self, key, policy, fetch, token, seen)
             end
         end
@@ -458,14 +463,19 @@ function cache:fetch(key, policy, fetch)
 
     local token = new_token()
     if store:add("l:" .. key, token, timeout + LOCK_MARGIN) then
-        -- Another worker may have stored a document and let the lock go
-        -- between our look at the dict and our taking the lock.
+        -- Another worker may have stored a document (or a failure) and let
+        -- the lock go between our look at the dict and our taking the lock.
         if shared then
             e = load(self, key, policy, e, ngx_now())
             if fresh(e, policy, ngx_now()) then
                 release(store, key, token)
                 return e.value, e.fetched_at
             end
+        end
+        msg, code, status = kept_failure(store, key)
+        if msg then
+            release(store, key, token)
+            return failed(e, policy, ngx_now(), msg, code, status)
         end
         return refresh_locked(self, key, policy, fetch, token, e)
     end
@@ -485,8 +495,9 @@ function cache:fetch(key, policy, fetch)
 end
 
 -- cache:refresh(key, policy, fetch, min_age) -> true when it fetched, false
--- when the document is younger than min_age or another worker is fetching
--- it, nil, msg, code, status when the fetch failed. Never waits: this is for
+-- when the document is younger than min_age, another worker is fetching it
+-- or a failure is kept (error_ttl), nil, msg, code, status when the fetch
+-- failed. Never waits: this is for
 -- a background timer (refresh_every).
 function cache:refresh(key, policy, fetch, min_age)
     local now = ngx_now()
@@ -510,6 +521,12 @@ function cache:refresh(key, policy, fetch, min_age)
             release(store, key, token)
             return false
         end
+    end
+    -- A failure still kept is not asked again before error_ttl (and was
+    -- said already).
+    if kept_failure(store, key) then
+        release(store, key, token)
+        return false
     end
     local v, msg, code, status = refresh_locked(self, key, policy, fetch,
                                                 token, nil)
