@@ -311,8 +311,9 @@ function M.start(conf)
     self.pid = tonumber(read_file(dir .. "/" .. (conf.pid or "nginx.pid")))
     -- nginx is a daemon: should this process die before stop(), a watchdog
     -- stops that master (by its pid) within a second.
-    run(M.detached(("while kill -0 %d && kill -0 %d; do sleep 1; done; kill -TERM %d")
-        :format(SPEC_PID, self.pid, self.pid)) .. " >/dev/null 2>&1 &")
+    -- (It kills only a master still alive after its spec process is gone.)
+    run(M.detached(("while kill -0 %d; do kill -0 %d || { kill -TERM %d; exit; }; sleep 1; done")
+        :format(self.pid, SPEC_PID, self.pid)) .. " >/dev/null 2>&1 &")
     self.http = assert(core.http { timeout = 5 })
     for _ = 1, 200 do
         local _, status = self.http:get(self:url(conf.ready or "/_nginx_ready"))
