@@ -79,8 +79,9 @@ BUILD ?= build/$(LUA)
 SOURCES = $(wildcard src/*.c)
 OBJECTS = $(SOURCES:src/%.c=$(BUILD)/obj/%.o)
 MODULE  = $(BUILD)/ecs_metadata/core.so
-# A Lua module for specs only (fork, wait, _exit), never installed.
-SPEC_HELPERS = $(BUILD)/fork_helper.so
+# Lua modules for specs only, never installed: fork, wait and _exit; the
+# decoder on a document of billions of bytes.
+SPEC_HELPERS = $(BUILD)/fork_helper.so $(BUILD)/long_input_helper.so
 
 # Where specs, demos and benchmarks find this checkout's modules.
 LUA_PATH_HERE  = lua/?.lua;lua/?/init.lua;;
@@ -107,25 +108,46 @@ $(BUILD)/obj/%.o: src/%.c
 
 -include $(OBJECTS:.o=.d)
 
-$(BUILD)/fork_helper.so: spec/fork_helper.c
+$(BUILD)/%_helper.so: spec/%_helper.c
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $<
+	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $< -pthread
+
+# With the module's objects but a decoder of its own, in which a signed
+# overflow traps in every build, not only under SANITIZE=1.
+TRAPPING_DECODER = $(BUILD)/obj/decode-trapping.o
+$(TRAPPING_DECODER): src/decode.c
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -fsanitize=signed-integer-overflow \
+	    -fsanitize-undefined-trap-on-error -MMD -MP -c -o $@ $<
+-include $(TRAPPING_DECODER:.o=.d)
+
+$(BUILD)/long_input_helper.so: spec/long_input_helper.c $(TRAPPING_DECODER) \
+                               $(filter-out $(BUILD)/obj/decode.o,$(OBJECTS))
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -Isrc $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
 
 # The nginx specs (spec/7x, tagged #nginx) run the module inside nginx,
-# whose Lua is LuaJIT: they load this C core built for LuaJIT, whatever
-# LUA runs busted.
-NGINX_MODULE = build/luajit/ecs_metadata/core.so
-ifneq ($(MODULE),$(NGINX_MODULE))
+# whose Lua is LuaJIT, and the threads spec (spec/06) runs it under
+# helgrind, which cannot run sanitized code: both load the C core built for
+# LuaJIT without sanitizers, whatever LUA runs busted.
+PLAIN_LUAJIT   = build/luajit
+NGINX_MODULE   = $(PLAIN_LUAJIT)/ecs_metadata/core.so
+THREADS_HELPER = $(PLAIN_LUAJIT)/threads_helper.so
+PLAIN_LUAJIT_MAKE = $(MAKE) LUA=luajit SANITIZE= SIMD= BUILD=$(PLAIN_LUAJIT)
+ifneq ($(BUILD),$(PLAIN_LUAJIT))
 $(NGINX_MODULE): $(SOURCES) $(wildcard src/*.h)
-	$(MAKE) LUA=luajit SANITIZE= SIMD= BUILD=build/luajit
+	$(PLAIN_LUAJIT_MAKE) $(NGINX_MODULE)
+$(THREADS_HELPER): spec/threads_helper.c
+	$(PLAIN_LUAJIT_MAKE) $(THREADS_HELPER)
 endif
+SPEC_NEEDS = $(MODULE) $(SPEC_HELPERS) $(NGINX_MODULE) $(THREADS_HELPER)
 
-test: $(MODULE) $(SPEC_HELPERS) $(NGINX_MODULE)
+test: $(SPEC_NEEDS)
 	$(SERVE) $(RUN) $(BUSTED) --lua=$(LUA_BIN) --cpath=$(BUILD)/?.so $(BUSTED_FLAGS)
 
 # The specs with a collector that runs all the time (spec/gc_stress.lua), so
 # finalizers run inside the module's calls, as luv's CI does.
-test-gc: $(MODULE) $(SPEC_HELPERS) $(NGINX_MODULE)
+test-gc: $(SPEC_NEEDS)
 	$(SERVE) $(RUN) $(BUSTED) --lua=$(LUA_BIN) --cpath=$(BUILD)/?.so \
 	    --helper=spec/gc_stress.lua $(BUSTED_FLAGS)
 
@@ -142,7 +164,7 @@ test-all:
 VALGRIND = valgrind --quiet --leak-check=full --errors-for-leak-kinds=definite \
            --show-leak-kinds=definite \
            --error-exitcode=1 --suppressions=.ci/valgrind.supp
-valgrind: $(MODULE) $(SPEC_HELPERS) $(NGINX_MODULE)
+valgrind: $(SPEC_NEEDS)
 	$(SERVE) $(RUN) ECSM_UNDER_VALGRIND=1 \
 	    $(VALGRIND) $(LUA_BIN) $$(command -v $(BUSTED)) --cpath=$(BUILD)/?.so $(BUSTED_FLAGS)
 

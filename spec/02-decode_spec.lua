@@ -3,6 +3,7 @@
 -- Needs no endpoint.
 local core = require "ecs_metadata.core"
 local cjson = require "cjson"
+local helpers = require "spec.helpers"
 
 local decode, null = core.decode, core.null
 local has_integers = math.type ~= nil
@@ -184,8 +185,9 @@ describe("core.decode", function()
 
     it("reads numbers of millions of digits, with counters that cannot overflow", function()
       -- Every counter of the number parser is bounded whatever the token's
-      -- length (see parse_number); 2^31 digits, where an int would wrap,
-      -- would take gigabytes, so this takes 2^22 (2^24 outside valgrind).
+      -- length (see parse_number). These go through core.decode and
+      -- strtod, so they take 2^22 digits (2^24 outside valgrind); the next
+      -- spec takes 2^31 + 1, where an int would wrap.
       local n = os.getenv("ECSM_UNDER_VALGRIND") and 4194304 or 16777216
       local zeros = ("0"):rep(n)
       assert.are.equal("bad_json: number out of range at byte 1", bad("1" .. zeros))
@@ -196,6 +198,27 @@ describe("core.decode", function()
       assert.are.equal(10.0, decode(("9"):rep(n) .. ".5e-" .. n - 1))
       assert.are.equal(1e-308, decode("1" .. zeros .. "e-" .. n + 308))
       assert.are.equal("bad_json: invalid number at byte " .. n + 3, bad("1" .. zeros .. "ex"))
+    end)
+
+    it("reads a number of more than 2^31 digits, where an int counter would wrap", function()
+      -- 2^31 + 1 digits held in a Lua string would take 2 GiB, so this runs
+      -- the decoder from long_input_helper (spec/long_input_helper.c) on a
+      -- mapped document of that length, in a child, since under valgrind it
+      -- would take minutes. A signed overflow there traps (SIGILL), as the
+      -- digit counter's did before it stopped counting at 19.
+      local out, status, err = helpers.run_lua([[
+        local long_input = require "long_input_helper"
+        local n = 2^31 + 1
+        print(long_input.decode("", "9", n, ".x"))
+        print(long_input.decode("[-", "7", n, "e]"))
+        print(#long_input.decode("[", "1", 19, "]"), long_input.decode("", "7", 19, "")
+              == 7777777777777777777)
+      ]], { ECSM_UNDER_VALGRIND = false })
+      assert.are.equal("", err)
+      assert.are.equal(0, status)
+      assert.are.equal("nil\tbad_json: invalid number at byte 2147483651\n"
+                       .. "nil\tbad_json: invalid number at byte 2147483653\n"
+                       .. "1\ttrue\n", out)
     end)
 
     it("rejects numbers outside the double range", function()

@@ -20,6 +20,9 @@
 --   helpers.run_lua(src, env) runs src in a fresh interpreter like this one,
 --                             with env changes (false unsets); returns
 --                             stdout, exit status, stderr
+--   helpers.run(command, env) runs the shell command line (words quoted by
+--                             the caller) with env changes; returns stdout,
+--                             exit status, stderr
 --   helpers.shell_quote(s)    s quoted for sh
 --   helpers.interpreter()     the command that starts an interpreter like
 --                             this one ($ECSM_LUA, else luajit or lua5.N)
@@ -222,12 +225,10 @@ end
 helpers.interpreter = interpreter
 helpers.shell_quote = shell_quote
 
-function helpers.run_lua(src, env)
-    local script = os.tmpname()
+-- Runs the shell command line `command` (its words quoted by the caller)
+-- with env changes, stdin from /dev/null.
+function helpers.run(command, env)
     local out, err = os.tmpname(), os.tmpname()
-    local f = assert(io.open(script, "wb"))
-    f:write(src)
-    f:close()
     -- env(1) wants its -u options before the assignments.
     local unset, set = {}, {}
     for k, v in pairs(env or {}) do
@@ -237,18 +238,25 @@ function helpers.run_lua(src, env)
             set[#set + 1] = shell_quote(k .. "=" .. tostring(v))
         end
     end
-    local parts = { "env", table.concat(unset, " "), table.concat(set, " ") }
-    parts[#parts + 1] = interpreter()
-    parts[#parts + 1] = shell_quote(script)
-    parts[#parts + 1] = "</dev/null >" .. shell_quote(out) .. " 2>" .. shell_quote(err)
-    parts[#parts + 1] = "; echo $?"
-    local p = assert(io.popen(table.concat(parts, " ")))
+    local p = assert(io.popen(table.concat({
+        "env", table.concat(unset, " "), table.concat(set, " "), command,
+        "</dev/null >" .. shell_quote(out) .. " 2>" .. shell_quote(err), "; echo $?",
+    }, " ")))
     local status = tonumber(p:read("*a"):match("%d+"))
     p:close()
     local stdout, stderr = read_file(out) or "", read_file(err) or ""
-    os.remove(script)
     os.remove(out)
     os.remove(err)
+    return stdout, status, stderr
+end
+
+function helpers.run_lua(src, env)
+    local script = os.tmpname()
+    local f = assert(io.open(script, "wb"))
+    f:write(src)
+    f:close()
+    local stdout, status, stderr = helpers.run(interpreter() .. " " .. shell_quote(script), env)
+    os.remove(script)
     return stdout, status, stderr
 end
 
