@@ -55,6 +55,7 @@ local CASE_LOCATIONS = [[
                 blackhole = ngx.unescape_uri(ngx.var.arg_blackhole or ""),
                 fixtures = list,
                 fixtures_root = root,
+                limits = require("ecs_metadata.core").LIMITS,
             }
             local result
             local name = ngx.var.arg_name
@@ -102,6 +103,7 @@ local function in_lua(name)
     transport = require "ecs_metadata.transport.curl",
     E = E, blackhole = BLACKHOLE, fixtures = list,
     fixtures_root = helpers.fixture_root(),
+    limits = require("ecs_metadata.core").LIMITS,
   })
 end
 
@@ -239,6 +241,28 @@ for _, tr in ipairs(TRANSPORTS) do
       assert.is_true(r.exact.ok)
     end)
 
+    it("caps status lines, headers and trailers at max_header_bytes, and joins repeats in order",
+       function()
+      local r = run("header_bytes")
+      for _, k in ipairs { "headers", "trailers", "client" } do
+        assert.are.equal("too_large", r[k].code, k .. ": " .. tostring(r[k].msg))
+        assert.are.equal("GET " .. E .. "/fault/repeated-headers: the response headers are "
+                         .. "larger than max_header_bytes (1000)", r[k].msg, k)
+      end
+      assert.are.equal(200, r.client_call.status)
+      -- 14,000 header lines are about 200 KB, over the 64 KiB default.
+      assert.are.equal("too_large", r.default.code)
+      assert.matches("max_header_bytes (65536)", r.default.msg, 1, true)
+      for _, q in ipairs { "14000", "14000&trailers=1" } do
+        local j = r.joined[q]
+        assert.are.equal(200, j.status, q)
+        assert.is_true(j.in_order, q)
+        assert.are.equal("application/json", j.content_type, q)
+        assert.is_true(j.elapsed < 1 + SLACK, ("%s took %.3f s"):format(q, j.elapsed))
+      end
+      assert.are.equal("1, 2, 3", r.joined["3"].value)
+    end)
+
     it("sends headers, per call over the transport's, and never shows their values", function()
       local r = run("headers")
       assert.are.equal(401, r.none.status)
@@ -267,15 +291,28 @@ for _, tr in ipairs(TRANSPORTS) do
         assert.are.equal("invalid_argument", x.code, i)
         assert.is_string(x.msg)
       end
-      assert.are.equal(6, #r.opts)
+      -- The same words from every transport, with the bounds of core.LIMITS.
+      local seconds = "must be a positive number of seconds, at most 86400"
+      local want = {
+        "timeout " .. seconds, "timeout " .. seconds, "timeout " .. seconds,
+        "connect_timeout " .. seconds,
+        "max_bytes must be a whole number of bytes, 1 to 1073741824",
+        "max_bytes must be a whole number of bytes, 1 to 1073741824",
+        "timeout " .. seconds,
+        "max_bytes must be a whole number of bytes, 1 to 1073741824",
+        "max_header_bytes must be a whole number of bytes, 1 to 262144",
+        "max_header_bytes must be a whole number of bytes, 1 to 262144",
+      }
+      assert.are.equal(#want, #r.opts)
       for i, x in ipairs(r.opts) do
         assert.are.equal("invalid_argument", x.code, i)
+        assert.are.equal("GET " .. E .. "/fault/empty: " .. want[i], x.msg, i)
       end
       assert.are.same({ "invalid_argument" }, r.new)
       for i, raised in ipairs(r.raised) do
         assert.is_true(raised, "misuse " .. i .. " did not raise")
       end
-      assert.are.equal(10, #r.raised)
+      assert.are.equal(11, #r.raised)
     end)
 
     it("PUTs a body, then GETs plainly again", function()

@@ -10,6 +10,7 @@
 --     ctx.blackhole   base url of a listener whose backlog is full (a
 --                     connect there hangs), for the connect timeout
 --     ctx.fixtures    list of { rel = "dir/file.json", path = <file> }
+--     ctx.limits      core.LIMITS (the bounds every transport holds to)
 --
 -- A call's answer is recorded as { ok, body|value, status, headers, msg,
 -- code, elapsed } (call()); bodies are compared here, not carried back.
@@ -245,6 +246,43 @@ cases.labels = function(ctx, t)
     }
 end
 
+-- The head (status lines, headers and trailers together) capped at
+-- max_header_bytes, per call over the transport's; repeats joined in order.
+cases.header_bytes = function(ctx, t)
+    local repeated = ctx.E .. "/fault/repeated-headers?n="
+    local small = assert(ctx.transport.new { max_header_bytes = 1000 })
+    local most = ctx.limits.max_header_bytes
+    local out = {
+        headers = slim(call(ctx.now, t.request, t, "GET", repeated .. "2000", nil,
+                            { max_header_bytes = 1000 })),
+        trailers = slim(call(ctx.now, t.request, t, "GET", repeated .. "2000&trailers=1", nil,
+                             { max_header_bytes = 1000 })),
+        client = slim(call(ctx.now, small.request, small, "GET", repeated .. "2000")),
+        client_call = slim(call(ctx.now, small.request, small, "GET", repeated .. "3", nil,
+                                { max_header_bytes = most })),
+        default = slim(call(ctx.now, t.request, t, "GET", repeated .. "14000")),
+        joined = {},
+    }
+    local want = {}
+    for i = 1, 14000 do
+        want[i] = tostring(i)
+    end
+    want = table.concat(want, ", ")
+    for _, q in ipairs { "14000", "14000&trailers=1", "3" } do
+        local r = call(ctx.now, t.request, t, "GET", repeated .. q, nil,
+                       { max_header_bytes = most })
+        local got = r.headers and r.headers["x-repeat"]
+        out.joined[q] = {
+            status = r.status, elapsed = r.elapsed,
+            value = q == "3" and got or nil,
+            in_order = got == want,
+            content_type = r.headers and r.headers["content-type"],
+        }
+    end
+    small:close()
+    return out
+end
+
 cases.invalid = function(ctx, t)
     local out = { urls = {}, opts = {} }
     for _, url in ipairs { "ftp://127.0.0.1/", "file:///etc/passwd", "127.0.0.1/x", "",
@@ -252,7 +290,9 @@ cases.invalid = function(ctx, t)
         out.urls[#out.urls + 1] = slim(call(ctx.now, t.request, t, "GET", url))
     end
     for _, o in ipairs { { timeout = 0 }, { timeout = -1 }, { timeout = 0 / 0 },
-                         { connect_timeout = 0 }, { max_bytes = 0 }, { max_bytes = 1.5 } } do
+                         { connect_timeout = 0 }, { max_bytes = 0 }, { max_bytes = 1.5 },
+                         { timeout = 86401 }, { max_bytes = 2 ^ 30 + 1 },
+                         { max_header_bytes = 0 }, { max_header_bytes = 2 ^ 18 + 1 } } do
         out.opts[#out.opts + 1] = slim(call(ctx.now, t.request, t, "GET", ctx.E .. "/fault/empty",
                                             nil, o))
     end
@@ -269,6 +309,7 @@ cases.invalid = function(ctx, t)
         function() t:get_json(ctx.E .. "/v4/ec2/task", { keep_null = "yes" }) end,
         function() ctx.transport.new("x") end,
         function() ctx.transport.new { max_bytes = "1" } end,
+        function() ctx.transport.new { max_header_bytes = "1" } end,
     } do
         raised[#raised + 1] = not pcall(f)
     end

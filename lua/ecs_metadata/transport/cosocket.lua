@@ -13,6 +13,7 @@
 --
 -- opts (new: the defaults; a request: over them): timeout (seconds, the
 -- whole request: connect, send and read), connect_timeout, max_bytes,
+-- max_header_bytes (the status lines, headers and trailers together),
 -- headers, response_headers (false: no headers table for a 2xx answer),
 -- label (what messages call the request: "<METHOD> <label>: <cause>"), and
 -- for get_json the decoder's keep_null, array_mt and max_depth. Statuses
@@ -62,7 +63,6 @@ local tostring = tostring
 local setmetatable = setmetatable
 local ceil = math.ceil
 local floor = math.floor
-local huge = math.huge
 local byte = string.byte
 local find = string.find
 local lower = string.lower
@@ -82,9 +82,9 @@ local decode = core.decode
 
 local DEFAULT_TIMEOUT = core.DEFAULT_TIMEOUT or 3
 local DEFAULT_CONNECT_TIMEOUT = core.DEFAULT_CONNECT_TIMEOUT or 1
-local DEFAULT_MAX_BYTES = core.DEFAULT_MAX_BYTES or 4 * 1024 * 1024
-local MAX_SECONDS = 86400
-local MAX_HEAD_BYTES = 100 * 1024      -- libcurl's limit for a header block
+local DEFAULT_MAX_BYTES = core.DEFAULT_MAX_BYTES
+local DEFAULT_MAX_HEADER_BYTES = core.DEFAULT_MAX_HEADER_BYTES
+local LIMITS = core.LIMITS             -- the bounds src/http.c holds to
 local READ_SIZE = 65536                -- receiveany's ask; nginx caps it
 local KEEPALIVE_MS = 60000             -- idle time of a pooled connection
 local POOL_SIZE = 16                   -- pooled connections per host:port
@@ -142,49 +142,50 @@ local function option_type_error(name, expected, v, level)
           .. type(v) .. ")", level + 1)
 end
 
-local function seconds_ok(v)
-    return v > 0 and v <= MAX_SECONDS
+local function seconds_ok(name)
+    local most = LIMITS[name]
+    return function(v)
+        return v > 0 and v <= most
+    end
 end
 
--- Reads timeout, connect_timeout, max_bytes and response_headers of o over
--- s. Returns nil, or what is wrong with a value. Raises for a wrong type.
+local function bytes_ok(name)
+    local most = LIMITS[name]
+    return function(v)
+        return v >= 1 and v <= most and v == floor(v)
+    end
+end
+
+-- The settings an object or a request takes, as src/http.c reads them,
+-- with its bounds and words: name, Lua type, the test of a value in range
+-- and what a value out of it is told (none for a boolean).
+local SETTINGS = {}
+for _, name in ipairs { "timeout", "connect_timeout" } do
+    SETTINGS[#SETTINGS + 1] = { name, "number", seconds_ok(name),
+        ("must be a positive number of seconds, at most %.0f"):format(LIMITS[name]) }
+end
+SETTINGS[#SETTINGS + 1] = { "response_headers", "boolean" }
+for _, name in ipairs { "max_bytes", "max_header_bytes" } do
+    SETTINGS[#SETTINGS + 1] = { name, "number", bytes_ok(name),
+        ("must be a whole number of bytes, 1 to %.0f"):format(LIMITS[name]) }
+end
+
+-- Reads the SETTINGS of o over s. Returns nil, or what is wrong with a
+-- value. Raises for a wrong type.
 local function read_settings(o, s, level)
-    local v = o.timeout
-    if v ~= nil then
-        if type(v) ~= "number" then
-            option_type_error("timeout", "number", v, level + 1)
+    for i = 1, #SETTINGS do
+        local setting = SETTINGS[i]
+        local name, kind, in_range = setting[1], setting[2], setting[3]
+        local v = o[name]
+        if v ~= nil then
+            if type(v) ~= kind then
+                option_type_error(name, kind, v, level + 1)
+            end
+            if in_range and not in_range(v) then
+                return name .. " " .. setting[4]
+            end
+            s[name] = v
         end
-        if not seconds_ok(v) then
-            return "timeout must be a positive number of seconds"
-        end
-        s.timeout = v
-    end
-    v = o.connect_timeout
-    if v ~= nil then
-        if type(v) ~= "number" then
-            option_type_error("connect_timeout", "number", v, level + 1)
-        end
-        if not seconds_ok(v) then
-            return "connect_timeout must be a positive number of seconds"
-        end
-        s.connect_timeout = v
-    end
-    v = o.response_headers
-    if v ~= nil then
-        if type(v) ~= "boolean" then
-            option_type_error("response_headers", "boolean", v, level + 1)
-        end
-        s.response_headers = v
-    end
-    v = o.max_bytes
-    if v ~= nil then
-        if type(v) ~= "number" then
-            option_type_error("max_bytes", "number", v, level + 1)
-        end
-        if not (v >= 1 and v < huge and v == floor(v)) then
-            return "max_bytes must be a positive whole number"
-        end
-        s.max_bytes = v
     end
     return nil
 end
@@ -220,6 +221,7 @@ function _M.new(opts)
         timeout = DEFAULT_TIMEOUT,
         connect_timeout = DEFAULT_CONNECT_TIMEOUT,
         max_bytes = DEFAULT_MAX_BYTES,
+        max_header_bytes = DEFAULT_MAX_HEADER_BYTES,
         response_headers = true,
         headers = nil,          -- lowercase name -> {name, value}
         closed = false,
@@ -319,9 +321,12 @@ _M._parse_url = parse_url
 
 -- A reader: the socket, what it has read and not consumed (buf from pos),
 -- the deadline, and the counts messages use.
-local function new_reader(sock, deadline)
+-- head_left: what max_header_bytes leaves for the status lines, header
+-- lines and trailers still to come (src/http.c counts all of them, line
+-- ends included, together).
+local function new_reader(sock, deadline, max_header_bytes)
     return { sock = sock, buf = "", pos = 1, deadline = deadline,
-             got = 0, body_got = 0 }
+             got = 0, body_got = 0, head_left = max_header_bytes }
 end
 
 -- Reads more into r.buf. true, or nil, "timeout" | socket error.
@@ -351,6 +356,7 @@ local function read_line(r, limit)
         local nl = find(r.buf, "\n", r.pos, true)
         if nl then
             local line = sub(r.buf, r.pos, nl - 1)
+            r.line_bytes = nl - r.pos + 1
             r.pos = nl + 1
             if byte(line, -1) == 13 then
                 line = sub(line, 1, -2)
@@ -409,38 +415,84 @@ local function read_to_close(r, max, parts)
     end
 end
 
--- The answer's headers: lowercase name -> value, repeats joined by ", ".
--- Returns headers, or nil, err ("too_large", "bad", or a socket error).
-local function read_headers(r)
-    local h = {}
-    local last
-    local budget = MAX_HEAD_BYTES
+-- A line of the head (status, header or trailer line), charged to
+-- r.head_left. Returns the line, or nil, err ("too_large" or read_line's).
+local function read_head_line(r)
+    local line, err = read_line(r, r.head_left)
+    if not line then
+        return nil, err
+    end
+    r.head_left = r.head_left - r.line_bytes
+    if r.head_left < 0 then
+        return nil, "too_large"
+    end
+    return line
+end
+
+-- Header and trailer lines into one table: lowercase name -> value, a
+-- repeated name's values joined by ", " and folded lines by " ". A
+-- repeated or folded value is gathered as a list and joined once, at the
+-- end (joining as lines come would copy the value each time: quadratic).
+local function new_headers()
+    return { h = {}, lists = nil, last = nil }
+end
+
+-- Adds one line; false if it is not a header line.
+local function add_header_line(head, line)
+    local h, last = head.h, head.last
+    local c = byte(line)
+    local name, value, sep
+    if (c == 32 or c == 9) and last then      -- obsolete line folding
+        name, value, sep = last, match(line, "^%s*(.-)%s*$"), " "
+    else
+        name, value = match(line, "^([^:%s]+):%s*(.-)%s*$")
+        if not name then
+            return false
+        end
+        name, sep = lower(name), ", "
+        head.last = name
+    end
+    local prev = h[name]
+    if prev == nil then
+        h[name] = value
+        return true
+    end
+    head.lists = head.lists or {}
+    local parts = head.lists[name]
+    if not parts then
+        parts = { prev }
+        head.lists[name] = parts
+    end
+    parts[#parts + 1] = sep
+    parts[#parts + 1] = value
+    return true
+end
+
+-- Reads lines up to the blank one that ends a header section or the
+-- trailers into head. Returns true, or nil, err ("too_large", "bad", or a
+-- socket error).
+local function read_header_lines(r, head)
     while true do
-        local line, err = read_line(r, budget)
+        local line, err = read_head_line(r)
         if not line then
             return nil, err
         end
-        budget = budget - #line - 2
-        if budget < 0 then
-            return nil, "too_large"
-        end
         if line == "" then
-            return h
+            return true
         end
-        local c = byte(line)
-        if (c == 32 or c == 9) and last then      -- obsolete line folding
-            h[last] = h[last] .. " " .. match(line, "^%s*(.-)%s*$")
-        else
-            local name, value = match(line, "^([^:%s]+):%s*(.-)%s*$")
-            if not name then
-                return nil, "bad"
-            end
-            name = lower(name)
-            local prev = h[name]
-            h[name] = prev and prev .. ", " .. value or value
-            last = name
+        if not add_header_line(head, line) then
+            return nil, "bad"
         end
     end
+end
+
+-- The header table, its repeated and folded values joined.
+local function finish_headers(head)
+    local h = head.h
+    for name, parts in pairs(head.lists or {}) do
+        h[name] = concat(parts)
+    end
+    return h
 end
 
 -- Whether a comma-separated header value lists token tok (lowercase).
@@ -486,7 +538,10 @@ local function framing(method, status, h)
     return "close"
 end
 
-local function read_chunked(r, max, parts)
+-- A chunked body into parts, at most max bytes, and its trailers into head.
+-- Returns true, or nil, err ("too_large", "head_too_large", "bad", or a
+-- socket error).
+local function read_chunked(r, max, parts, head)
     local total = 0
     while true do
         local line, err = read_line(r, 1024)
@@ -499,16 +554,14 @@ local function read_chunked(r, max, parts)
         end
         local size = tonumber(hex, 16)
         if size == 0 then
-            -- Trailers, then the blank line that ends the answer.
-            while true do
-                line, err = read_line(r, MAX_HEAD_BYTES)
-                if not line then
-                    return nil, err == "too_large" and "bad" or err
-                end
-                if line == "" then
-                    return true
-                end
+            -- Trailers (headers, as libcurl gives them), then the blank
+            -- line that ends the answer.
+            local ok
+            ok, err = read_header_lines(r, head)
+            if not ok then
+                return nil, err == "too_large" and "head_too_large" or err
             end
+            return true
         end
         if total + size > max then
             return nil, "too_large"
@@ -623,13 +676,18 @@ end
 --   true, status, headers, body, reusable
 -- | false, code, cause, retryable (nothing of an answer arrived on a
 --   pooled connection: the request may go again on a fresh one)
-local function exchange(sock, r, method, request, max_bytes, timeout)
+local function exchange(sock, r, method, request, s)
+    local max_bytes, timeout = s.max_bytes, s.timeout
     local elapsed_ms = function()
         return floor((ngx_now() - (r.deadline - timeout)) * 1000 + 0.5)
     end
     local function timed_out()
         return false, "timeout", "Operation timed out after " .. elapsed_ms()
             .. " milliseconds with " .. r.body_got .. " bytes received"
+    end
+    local function head_too_large()
+        return false, "too_large", "the response headers are larger than "
+            .. "max_header_bytes (" .. s.max_header_bytes .. ")"
     end
     local left = r.deadline - ngx_now()
     if left <= 0 then
@@ -645,15 +703,14 @@ local function exchange(sock, r, method, request, max_bytes, timeout)
         return false, "unreachable", "Send failure: " .. tostring(err), reused
     end
 
-    local line, status, minor, h
+    local line, status, minor, head
     repeat
-        line, err = read_line(r, MAX_HEAD_BYTES)
+        line, err = read_head_line(r)
         if not line then
             if err == "timeout" then
                 return timed_out()
             elseif err == "too_large" then
-                return false, "too_large", "the answer's status line is "
-                    .. "larger than " .. MAX_HEAD_BYTES .. " bytes"
+                return head_too_large()
             elseif r.got == 0 then
                 return false, "unreachable", "Empty reply from server",
                        reused
@@ -665,13 +722,14 @@ local function exchange(sock, r, method, request, max_bytes, timeout)
             return false, "unreachable", "the answer is not HTTP/1.x"
         end
         status, minor = tonumber(code), tonumber(mn)
-        h, err = read_headers(r)
-        if not h then
+        head = new_headers()     -- a 1xx answer's headers are not kept
+        local ok
+        ok, err = read_header_lines(r, head)
+        if not ok then
             if err == "timeout" then
                 return timed_out()
             elseif err == "too_large" then
-                return false, "too_large", "the answer's headers are larger "
-                    .. "than " .. MAX_HEAD_BYTES .. " bytes"
+                return head_too_large()
             elseif err == "bad" then
                 return false, "unreachable", "the answer has a malformed "
                     .. "header line"
@@ -682,6 +740,7 @@ local function exchange(sock, r, method, request, max_bytes, timeout)
         -- 1xx (100 Continue, 103 Early Hints) comes before the real answer.
     until status >= 200 or status == 101
 
+    local h = finish_headers(head)
     local how = framing(method, status, h)
     local parts = {}
     local ok
@@ -690,7 +749,8 @@ local function exchange(sock, r, method, request, max_bytes, timeout)
     elseif how == "none" then
         ok = true
     elseif how == "chunked" then
-        ok, err = read_chunked(r, max_bytes, parts)
+        ok, err = read_chunked(r, max_bytes, parts, head)
+        h = finish_headers(head)     -- with the trailers
     elseif how == "close" then
         ok, err = read_to_close(r, max_bytes, parts)
     else
@@ -708,6 +768,8 @@ local function exchange(sock, r, method, request, max_bytes, timeout)
         if err == "too_large" then
             return false, "too_large", "the answer is larger than max_bytes ("
                 .. max_bytes .. ")"
+        elseif err == "head_too_large" then
+            return head_too_large()
         elseif err == "timeout" then
             return timed_out()
         elseif err == "bad" then
@@ -744,6 +806,7 @@ local function call_settings(self, url, body, opts, level)
         timeout = self.timeout,
         connect_timeout = self.connect_timeout,
         max_bytes = self.max_bytes,
+        max_header_bytes = self.max_header_bytes,
         response_headers = self.response_headers,
     }
     local label, bad, headers = nil, nil, self.headers
@@ -800,9 +863,9 @@ local function perform(self, method, url, body, opts, level)
         if not sock then
             return fail(code, method, label, cause)
         end
-        local r = new_reader(sock, deadline)
+        local r = new_reader(sock, deadline, s.max_header_bytes)
         local ok, status, h, answer, reusable =
-            exchange(sock, r, method, request, s.max_bytes, s.timeout)
+            exchange(sock, r, method, request, s)
         if ok then
             if reusable and not fresh then
                 sock:setkeepalive(KEEPALIVE_MS, POOL_SIZE)
