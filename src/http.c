@@ -62,9 +62,14 @@
 /* Upper bounds of the options: a larger value is invalid_argument. The
  * header bound stays under libcurl's own cap, so too many header bytes are
  * always this object's too_large, never libcurl's receive error. */
-#define ECSM_MAX_SECONDS              86400.0
-#define ECSM_MAX_MAX_BYTES            (1024 * 1024 * 1024)
-#define ECSM_MAX_MAX_HEADER_BYTES     (256 * 1024)
+#define ECSM_MAX_SECONDS              86400         /* one day */
+#define ECSM_MAX_MAX_BYTES            1073741824    /* 1 GiB */
+#define ECSM_MAX_MAX_HEADER_BYTES     262144        /* 256 KiB */
+/* They are plain literals so that the messages can quote them. */
+#define ECSM_AT_MOST_SECONDS " must be a positive number of seconds, at most " \
+                             ECSM_STRINGIFY(ECSM_MAX_SECONDS)
+#define ECSM_BYTES_UP_TO(max) " must be a whole number of bytes, 1 to " \
+                              ECSM_STRINGIFY(max)
 /* A receive buffer larger than this is freed after its request, so one big
  * answer does not pin its memory for the object's lifetime. */
 #define ECSM_KEEP_BUFFER              (1024 * 1024)
@@ -351,7 +356,7 @@ static int read_seconds(lua_State *L, int idx, const char *name, long *ms)
         option_type_error(L, name, "number");
     s = lua_tonumber(L, -1);
     lua_pop(L, 1);
-    if (!(s > 0 && s <= ECSM_MAX_SECONDS))
+    if (!(s > 0 && s <= (lua_Number)ECSM_MAX_SECONDS))
         return 0;
     *ms = (long)ceil(s * 1000.0);
     return 1;
@@ -389,10 +394,9 @@ static const char *read_settings(lua_State *L, int idx, ecsm_settings *s)
     if (idx == 0)
         return NULL;
     if (!read_seconds(L, idx, "timeout", &s->timeout_ms))
-        return "timeout must be a positive number of seconds, at most 86400";
+        return "timeout" ECSM_AT_MOST_SECONDS;
     if (!read_seconds(L, idx, "connect_timeout", &s->connect_timeout_ms))
-        return "connect_timeout must be a positive number of seconds, "
-               "at most 86400";
+        return "connect_timeout" ECSM_AT_MOST_SECONDS;
     lua_getfield(L, idx, "response_headers");
     if (!lua_isnil(L, -1)) {
         if (lua_type(L, -1) != LUA_TBOOLEAN)
@@ -401,11 +405,10 @@ static const char *read_settings(lua_State *L, int idx, ecsm_settings *s)
     }
     lua_pop(L, 1);
     if (!read_bytes(L, idx, "max_bytes", ECSM_MAX_MAX_BYTES, &s->max_bytes))
-        return "max_bytes must be a whole number of bytes, 1 to 1073741824";
+        return "max_bytes" ECSM_BYTES_UP_TO(ECSM_MAX_MAX_BYTES);
     if (!read_bytes(L, idx, "max_header_bytes", ECSM_MAX_MAX_HEADER_BYTES,
                     &s->max_header_bytes))
-        return "max_header_bytes must be a whole number of bytes, "
-               "1 to 262144";
+        return "max_header_bytes" ECSM_BYTES_UP_TO(ECSM_MAX_MAX_HEADER_BYTES);
     return NULL;
 }
 
@@ -1318,9 +1321,9 @@ static void push_limits(lua_State *L)
     lua_createtable(L, 0, 5);
     lua_pushinteger(L, ECSM_MAX_MAX_DEPTH);
     lua_setfield(L, -2, "max_depth");
-    lua_pushnumber(L, ECSM_MAX_SECONDS);
+    lua_pushnumber(L, (lua_Number)ECSM_MAX_SECONDS);
     lua_setfield(L, -2, "timeout");
-    lua_pushnumber(L, ECSM_MAX_SECONDS);
+    lua_pushnumber(L, (lua_Number)ECSM_MAX_SECONDS);
     lua_setfield(L, -2, "connect_timeout");
     lua_pushinteger(L, ECSM_MAX_MAX_BYTES);
     lua_setfield(L, -2, "max_bytes");

@@ -77,31 +77,28 @@ local function gather(c, opts, fname, names)
     return docs, own
 end
 
-local CONTAINER_AND_TASK = { "container", "task" }
-local TASK_AND_STATS = { "task", "task_stats" }
+-- Each view: the documents it is built from, and its builder.
+local VIEWS = {
+    summary = { { "container", "task" }, function(docs)
+        return summary.build(docs[1], docs[2], "summary")
+    end },
+    resource = { { "container", "task" }, function(docs)
+        return resource.resource(docs[1], docs[2], "resource")
+    end },
+    prometheus = { { "task", "task_stats" }, function(docs, own)
+        return prometheus.render(docs[1], docs[2], own and own.container, "prometheus")
+    end },
+}
 
-function _M.summary(c, opts)
-    local docs, msg, code, status = gather(c, opts, "summary", CONTAINER_AND_TASK)
-    if not docs then
-        return nil, msg, code, status
+for name, view in pairs(VIEWS) do
+    local needs, build = view[1], view[2]
+    _M[name] = function(c, opts)
+        local docs, own, code, status = gather(c, opts, name, needs)
+        if not docs then
+            return nil, own, code, status
+        end
+        return build(docs, own)
     end
-    return summary.build(docs[1], docs[2], "summary")
-end
-
-function _M.resource(c, opts)
-    local docs, msg, code, status = gather(c, opts, "resource", CONTAINER_AND_TASK)
-    if not docs then
-        return nil, msg, code, status
-    end
-    return resource.resource(docs[1], docs[2], "resource")
-end
-
-function _M.prometheus(c, opts)
-    local docs, own, code, status = gather(c, opts, "prometheus", TASK_AND_STATS)
-    if not docs then
-        return nil, own, code, status
-    end
-    return prometheus.render(docs[1], docs[2], own and own.container, "prometheus")
 end
 
 return _M
