@@ -2,14 +2,15 @@
 -- a call is carried out there.
 --
 --   mode()        "yield"  cosockets and ngx.sleep exist (rewrite, access,
---                          content, timers, ssl_certificate, ...): fetch
+--                          content, timers, ssl_certificate): fetch
 --                          through the cosocket transport, sleep with
 --                          ngx.sleep, wait for another worker's fetch
 --                 "block"  init_by_lua (the master, before any worker and
 --                          any client): a short blocking fetch through the
 --                          curl transport is the only way, and harms nobody
 --                 "defer"  everything else (init_worker outside a timer, set,
---                          header and body filters, log, balancer, ...): no
+--                          header and body filters, log, balancer,
+--                          ssl_client_hello, ssl_session_fetch, ...): no
 --                          I/O at all; answer from the cache, and on a miss
 --                          schedule the fetch in a zero-delay timer
 --   transport()   the transport module of this phase (nil for "defer")
@@ -18,8 +19,9 @@
 --   can_sleep()   whether sleep(s) really waits
 --
 -- Caveats:
---  * The sets below follow lua-nginx-module's documentation of which
---    contexts have cosockets and ngx.sleep (both are the same set).
+--  * The set below follows lua-nginx-module's documentation of which
+--    contexts have cosockets and ngx.sleep (both are the same set), less
+--    the two TLS phases that need OpenResty's patches (see YIELD).
 --  * Under plain Lua (no ngx) mode() is "block" and transport() the curl
 --    one: this module can be required anywhere.
 
@@ -27,9 +29,15 @@ local ngx = rawget(_G, "ngx")
 
 local _M = {}
 
+-- ssl_client_hello and ssl_session_fetch have cosockets too, but only
+-- OpenResty's patched nginx and OpenSSL can resume a handshake whose
+-- callback yielded there: with a stock nginx (Debian's, say) a yield in
+-- ssl_client_hello ends the handshake, and in ssl_session_fetch nginx logs
+-- "cannot yield in sess get cb" and goes on without the Lua code. A module
+-- cannot tell which it runs under, so those two phases do no I/O here.
 local YIELD = {
     rewrite = true, access = true, content = true, timer = true,
-    ssl_cert = true, ssl_session_fetch = true, ssl_client_hello = true,
+    ssl_cert = true,
 }
 _M.YIELD_PHASES = YIELD
 

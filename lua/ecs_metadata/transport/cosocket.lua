@@ -121,12 +121,8 @@ function _M.sleep(seconds)
     end
 end
 
--- The phases in which a cosocket may be used.
-local COSOCKET_PHASES = {
-    rewrite = true, access = true, content = true, timer = true,
-    ssl_cert = true, ssl_session_fetch = true, ssl_client_hello = true,
-}
-_M.COSOCKET_PHASES = COSOCKET_PHASES
+-- The phases in which a cosocket may be used (and may yield).
+local COSOCKET_PHASES = require("ecs_metadata.resty.phase").YIELD_PHASES
 
 -- Whether this phase has cosockets (the transport seam asks).
 function _M.available()
