@@ -16,6 +16,7 @@
  */
 #define _DEFAULT_SOURCE       /* MAP_ANONYMOUS */
 #include <errno.h>
+#include <stdio.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,14 +45,22 @@ static size_t round_up(size_t n, size_t page)
     return (n + page - 1) / page * page;
 }
 
-/* A file of RUN_CHUNK copies of byte, already unlinked; -1 on failure. */
+/* A file of RUN_CHUNK copies of byte in $TMPDIR (or /tmp), already
+ * unlinked; -1 on failure. */
 static int run_file(unsigned char byte)
 {
-    char path[] = "/tmp/ecsm-long-input-XXXXXX";
+    const char *dir = getenv("TMPDIR");
+    char path[4096];
     unsigned char *block;
     size_t done = 0;
-    int fd = mkstemp(path);
+    int fd;
 
+    if (dir == NULL || dir[0] == '\0')
+        dir = "/tmp";
+    if ((size_t)snprintf(path, sizeof path, "%s/ecsm-long-input-XXXXXX", dir)
+        >= sizeof path)
+        return -1;
+    fd = mkstemp(path);
     if (fd < 0)
         return -1;
     unlink(path);
@@ -97,13 +106,22 @@ static const char *map_document(mapped_document *d, const char *head,
     int fd;
 
     d->size = head_size + chunks * RUN_CHUNK + tail_size;
-    d->base = mmap(NULL, d->size, PROT_READ | PROT_WRITE,
-                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    /* Address space only (no commit charge even under strict overcommit):
+     * the writable pages are the head's and the tail's, mapped below. */
+    d->base = mmap(NULL, d->size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (d->base == MAP_FAILED) {
         d->base = NULL;
         return "mmap of the reservation";
     }
     run = d->base + head_size;
+    if ((head_size > 0 && mmap(d->base, head_size, PROT_READ | PROT_WRITE,
+                               MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0)
+                          == MAP_FAILED)
+        || (tail_size > 0 && mmap(run + chunks * RUN_CHUNK, tail_size,
+                                  PROT_READ | PROT_WRITE,
+                                  MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0)
+                             == MAP_FAILED))
+        return "mmap of the head and tail pages";
     if (chunks > 0) {
         if ((fd = run_file(byte)) < 0)
             return "the file of repeated bytes";
