@@ -80,8 +80,8 @@ local core = require "ecs_metadata.core"
 
 local decode = core.decode
 
-local DEFAULT_TIMEOUT = core.DEFAULT_TIMEOUT or 3
-local DEFAULT_CONNECT_TIMEOUT = core.DEFAULT_CONNECT_TIMEOUT or 1
+local DEFAULT_TIMEOUT = core.DEFAULT_TIMEOUT
+local DEFAULT_CONNECT_TIMEOUT = core.DEFAULT_CONNECT_TIMEOUT
 local DEFAULT_MAX_BYTES = core.DEFAULT_MAX_BYTES
 local DEFAULT_MAX_HEADER_BYTES = core.DEFAULT_MAX_HEADER_BYTES
 local LIMITS = core.LIMITS             -- the bounds src/http.c holds to
