@@ -147,10 +147,27 @@ local SPEC_PID = (function()
     p:close()
     return pid
 end)()
-local port_seed = os.time() + SPEC_PID * 7919
-local function next_port(attempt)
-    port_seed = (port_seed * 1103515245 + 12345 + attempt) % 2147483648
+-- Park and Miller's generator: every product stays below 2^53, so it is
+-- exact in LuaJIT's and 5.1's doubles too (a larger multiplier lost the
+-- low bits there, and drew the same port twice for one config).
+local port_seed = (os.time() + SPEC_PID * 7919) % 2147483646 + 1
+local function next_port()
+    port_seed = port_seed * 48271 % 2147483647
     return 10000 + port_seed % 10000
+end
+
+-- A free port none of taken has (a list).
+local function another_port(taken)
+    while true do
+        local p = next_port()
+        local clash = not port_free(p)
+        for _, t in ipairs(taken) do
+            clash = clash or t == p
+        end
+        if not clash then
+            return p
+        end
+    end
 end
 
 local TEMPLATE = [[
@@ -262,12 +279,14 @@ function M.start(conf)
         assert(run("ln -s " .. shell_quote(target) .. " " .. shell_quote(dir .. "/" .. name)))
     end
     local port, started, extra
-    for attempt = 1, 40 do
-        port = next_port(attempt)
+    for _ = 1, 40 do
+        port = next_port()
         if port_free(port) then
             extra = {}
+            local taken = { port }
             for i = 1, conf.ports or 0 do
-                extra[i] = next_port(attempt + i)
+                extra[i] = another_port(taken)
+                taken[#taken + 1] = extra[i]
             end
             for name, text in pairs(conf.files or {}) do
                 write_file(dir .. "/" .. name, text)
