@@ -6,19 +6,16 @@
 --
 -- threads_helper (spec/threads_helper.c) makes the states and the threads.
 -- helgrind cannot run code built with AddressSanitizer, so this runs the C
--- core built for LuaJIT without sanitizers (build/luajit, which every test
--- target builds, as for the nginx specs), in a child, whatever interpreter
+-- core built for LuaJIT without sanitizers (nginx.build_dir(), which every
+-- test target builds for the nginx specs), in a child, whatever interpreter
 -- runs busted. Needs no endpoint.
 local helpers = require "spec.helpers"
+local nginx = require "spec.nginx"
 
 local core = require "ecs_metadata.core"
 
-local ROOT = (function()
-  local src = debug.getinfo(1, "S").source
-  local here = src:sub(1, 1) == "@" and src:sub(2):match("^(.*)/[^/]*$") or "spec"
-  return here .. "/.."
-end)()
-local BUILD = os.getenv("ECSM_NGINX_BUILD") or (ROOT .. "/build/luajit")
+local ROOT = nginx.ROOT
+local BUILD = nginx.build_dir()
 local THREADS = 8
 
 -- What the child runs: THREADS states each require the module, all at once.

@@ -21,9 +21,7 @@ local function assert_clean(s, ...)
   end
 end
 
-local function requests(path)
-  return helpers.stats().requests[path] or 0
-end
+local requests = helpers.requests
 
 describe("ecs.credentials", function()
   before_each(function()

@@ -20,9 +20,7 @@ local function task(c, opts)
   return v, msg, code, status, core.now() - t0
 end
 
-local function requests(path)
-  return helpers.stats().requests[path] or 0
-end
+local requests = helpers.requests
 
 -- A fresh key per flaky spec, so reruns don't share counters.
 local function key()

@@ -12,9 +12,7 @@ local function client(extra)
   return helpers.client({ ECS_CONTAINER_METADATA_URI_V4 = BASE }, extra)
 end
 
-local function requests(path)
-  return helpers.stats().requests[path] or 0
-end
+local requests = helpers.requests
 
 describe("the cache", function()
   before_each(function()

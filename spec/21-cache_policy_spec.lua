@@ -6,9 +6,7 @@ local core = require "ecs_metadata.core"
 
 local E = helpers.endpoint()
 
-local function requests(path)
-  return helpers.stats().requests[path] or 0
-end
+local requests = helpers.requests
 
 -- A fresh key per spec, so reruns don't share the endpoint's counters.
 local function key()

@@ -7,9 +7,7 @@ local core = require "ecs_metadata.core"
 
 local E = helpers.endpoint()
 
-local function requests(path)
-  return helpers.stats().requests[path] or 0
-end
+local requests = helpers.requests
 
 local function key()
   return tostring(math.floor(core.now() * 1e6))

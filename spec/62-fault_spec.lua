@@ -20,7 +20,7 @@ local function client(profile, extra)
 end
 
 local function requests(profile, kind, action)
-    return helpers.stats().requests["/agent/" .. profile .. "/fault/v1/" .. kind .. "/" .. action] or 0
+    return helpers.requests("/agent/" .. profile .. "/fault/v1/" .. kind .. "/" .. action)
 end
 
 local function last_post()

@@ -7,9 +7,7 @@ local ecs = require "ecs_metadata"
 local E = helpers.endpoint()
 local client = helpers.client
 
-local function requests(path)
-    return helpers.stats().requests[path] or 0
-end
+local requests = helpers.requests
 
 describe("ecs.region", function()
     before_each(helpers.reset)

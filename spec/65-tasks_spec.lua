@@ -11,9 +11,7 @@ local client = helpers.client
 local TASKS = "v4-task/otel-collector-managed-instances-tasks-array-no-networks.json"
 local STATS = "v4-task-stats/otel-collector-managed-instances-tasks-stats-array.json"
 
-local function requests(path)
-    return helpers.stats().requests[path] or 0
-end
+local requests = helpers.requests
 
 local function managed(extra)
     return client({ ECS_CONTAINER_METADATA_URI_V4 = E .. "/v4/managed" }, extra)

@@ -22,9 +22,7 @@ local function assert_clean(s)
     end
 end
 
-local function requests(path)
-    return helpers.stats().requests[path] or 0
-end
+local requests = helpers.requests
 
 local function write(path, s)
     local f = assert(io.open(path, "wb"))

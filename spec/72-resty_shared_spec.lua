@@ -108,9 +108,7 @@ local function get(query)
   return status, cjson.decode(body)
 end
 
-local function count(path)
-  return helpers.stats().requests[path] or 0
-end
+local count = helpers.requests
 
 -- How many times fetch_raw ran on the node since the last call.
 local function fetches()

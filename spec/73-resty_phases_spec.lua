@@ -28,9 +28,7 @@ local function sleep(s)
   core._sleep(s)
 end
 
-local function count(path)
-  return helpers.stats().requests[path] or 0
-end
+local count = helpers.requests
 
 -- RECORD(phase, id, src, ttl) answers one call of ecs[src] as a line and
 -- keeps it in the results dict under id:phase.

@@ -13,9 +13,7 @@ local E = helpers.endpoint()
 local SLACK = helpers.SLACK
 local BASE = "/chunked/v4/ec2"
 
-local function count(path)
-  return helpers.stats().requests[path] or 0
-end
+local count = helpers.requests
 
 local function mode(q)
   local c = core.http()

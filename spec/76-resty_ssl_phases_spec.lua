@@ -100,9 +100,7 @@ local function certificate()
   return files
 end
 
-local function count(path)
-  return helpers.stats().requests[path] or 0
-end
+local count = helpers.requests
 
 -- curl's https GETs of url, n times in one run (one session): stdout
 -- ("<status> <new connections>" a line each), exit status, stderr.

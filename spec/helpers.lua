@@ -16,6 +16,7 @@
 --   helpers.read(path)        a file's bytes; a relative path is looked up
 --                             under the fixture root first
 --   helpers.stats()           the endpoint's request counters (/_stats)
+--   helpers.requests(path)    its count of requests for path (0 if none)
 --   helpers.reset()           clears counters and endpoint state (/_reset)
 --   helpers.run_lua(src, env) runs src in a fresh interpreter like this one,
 --                             with env changes (false unsets); returns
@@ -204,6 +205,11 @@ function helpers.stats()
         end
     end
     return s
+end
+
+-- How many requests the endpoint has had for path since the last reset.
+function helpers.requests(path)
+    return helpers.stats().requests[path] or 0
 end
 
 function helpers.reset()

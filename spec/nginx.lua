@@ -27,6 +27,9 @@
 --   n:errors()           its lines at level error, crit, alert or emerg
 --   n:stop()             stops this nginx (TERM to its master, by pid)
 --   nginx.wrk(url, o)    a bounded wrk run: requests/s, p50/p99, non-2xx
+--   nginx.build_dir()    the LuaJIT build of the C core these configs load
+--                        ($ECSM_NGINX_BUILD, else build/luajit); raises if
+--                        it is not built
 --
 -- The config runs the checkout's Lua layer (lua/) and the LuaJIT build of
 -- the C core (build/luajit, `make LUA=luajit`), whatever Lua runs busted;
@@ -118,6 +121,7 @@ local function build_dir()
     end
     return dir
 end
+M.build_dir = build_dir
 
 local function port_free(port)
     -- Anything that accepts a connection there is in the way.
